@@ -1,0 +1,28 @@
+# Two entry points for a newcomer: `make bench` (the main job on this machine) and `make test`.
+# Both create the virtual environment on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARTIFACTS ?= artifacts
+PROFILE ?= quick
+
+.PHONY: bench test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[device,convert,report,controller,dev]'
+	touch $@
+
+bench: $(BIN)/.installed
+	$(BIN)/edgebench convert --profile $(PROFILE) --artifacts $(ARTIFACTS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+clean:
+	rm -rf $(VENV) .pytest_artifacts

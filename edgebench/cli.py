@@ -1,0 +1,153 @@
+"""The `edgebench` command: a thin layer over the library.
+
+Exit codes: 0 success; 1 some models failed; 2 bad input (unknown model or profile, malformed
+catalog); 3 the controller's Python is too old.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PYTHON = 0, 1, 2, 3
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    line = "  ".join(f"{{:<{width}}}" for width in widths)
+    out = [line.format(*headers), line.format(*("-" * width for width in widths))]
+    out.extend(line.format(*map(str, row)) for row in rows)
+    return "\n".join(out)
+
+
+def _split(values: str | None) -> list[str]:
+    return [value.strip() for value in (values or "").split(",") if value.strip()]
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from edgebench.catalog import load_catalog
+
+    catalog = load_catalog(args.catalog)
+    entries = catalog.resolve(profile=args.profile or "all")
+    if args.task:
+        entries = [entry for entry in entries if entry.task == args.task]
+    membership = {
+        name: [p for p, names in catalog.profiles.items() if name in names] for name in catalog.entries
+    }
+    rows = [
+        [
+            entry.name,
+            entry.task,
+            f"{entry.input['height']}x{entry.input['width']}",
+            entry.decoder["name"],
+            entry.source_kind,
+            entry.reference.get("params_m", ""),
+            entry.reference.get("gflops", ""),
+            ",".join(membership[entry.name]) or "-",
+        ]
+        for entry in entries
+    ]
+    print(_table(["model", "task", "input", "decoder", "source", "params_m", "gflops", "profiles"], rows))
+    return EXIT_OK
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edgebench.catalog import load_catalog
+    from edgebench.convert import convert
+
+    catalog = load_catalog(args.catalog)
+    if not args.profile and not args.models:
+        raise SystemExit("edgebench convert: give --profile or --models")
+    entries = catalog.resolve(profile=args.profile, models=_split(args.models))
+    artifacts_dir = Path(args.artifacts)
+    bar = tqdm(total=len(entries), unit="model", file=sys.stderr, disable=None)
+
+    def progress(result) -> None:
+        bar.set_postfix_str(f"{result.name}: {result.status}")
+        bar.update()
+        if result.status == "failed":
+            tqdm.write(f"FAILED {result.message}", file=sys.stderr)
+
+    results = convert(
+        entries,
+        artifacts_dir,
+        catalog_dir=catalog.path.parent,
+        opset=args.opset,
+        weights_policy=args.weights,
+        force=args.force,
+        on_result=progress,
+    )
+    bar.close()
+    rows = [
+        [
+            result.name,
+            result.status,
+            f"{result.seconds:.1f}",
+            f"{result.size_bytes / 1e6:.1f} MB" if result.size_bytes else "-",
+            f"{result.max_abs_diff:.2e}" if result.max_abs_diff is not None else "-",
+            result.weights or "-",
+        ]
+        for result in results
+    ]
+    print(_table(["model", "status", "seconds", "size", "max_diff", "weights"], rows))
+    failed = [result for result in results if result.status == "failed"]
+    for result in failed:
+        print(f"error: {result.message}", file=sys.stderr)
+    print(f"artifacts: {artifacts_dir.resolve()}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgebench", description="Benchmark neural networks on a fleet of edge devices."
+    )
+    parser.add_argument("--catalog", default=None, help="model catalog (default: models/catalog.yml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    models = commands.add_parser("models", help="list the model catalog")
+    models.add_argument("--task", choices=("classification", "detection", "pose", "segmentation"))
+    models.add_argument("--profile", help="only models of this profile (quick, thesis, large, all)")
+    models.set_defaults(func=_cmd_models)
+
+    conv = commands.add_parser("convert", help="export catalog models to verified ONNX artifacts")
+    conv.add_argument("--profile", help="a catalog profile: quick, thesis, large, all")
+    conv.add_argument("--models", help="comma-separated model names")
+    conv.add_argument("--artifacts", default="artifacts", help="artifacts directory (default: artifacts)")
+    conv.add_argument(
+        "--opset", type=int, help="override the catalog's opset (artifacts go to <model>-opset<N>)"
+    )
+    conv.add_argument(
+        "--weights",
+        choices=("auto", "random", "pretrained"),
+        default="auto",
+        help="official weights when reachable (auto), always random init, or require official weights",
+    )
+    conv.add_argument("--force", action="store_true", help="re-export even when the artifact is up to date")
+    conv.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - the wheel also installs on 3.6 devices
+        print(
+            "edgebench (the controller) needs Python 3.11+; devices run edgebench-runtime instead",
+            file=sys.stderr,
+        )
+        return EXIT_PYTHON
+    from edgebench.catalog import CatalogError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""The conversion job: catalog entries to verified ONNX artifacts, one model at a time.
+
+A model that fails (export error, invalid graph, failed parity) is reported with its reason and
+the others go on; a failed model never replaces an earlier good artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgebench import artifacts
+from edgebench.catalog import ModelEntry
+from edgebench.images import ensure_default_images, image_paths
+from edgebench.labels import labels_for
+from edgebench.onnx_tools import (
+    InvalidOnnxError,
+    check_model,
+    convert_opset,
+    count_parameters,
+    describe_io,
+    model_opset,
+    narrow_int64,
+)
+from edgebench.verify import onnx_runner, parity
+
+__all__ = ["ConversionError", "ConvertResult", "convert", "convert_one"]
+
+MODEL_FILE = "model.onnx"
+INT32_FILE = "model.int32.onnx"
+EXPORTER = "torch.onnx.export(dynamo=False)"
+
+
+class ConversionError(RuntimeError):
+    """One model could not be converted or verified; the message names the model and the numbers."""
+
+
+@dataclass
+class ConvertResult:
+    name: str
+    status: str  # converted | cached | failed
+    seconds: float
+    artifact_dir: Path | None = None
+    size_bytes: int | None = None
+    max_abs_diff: float | None = None
+    weights: str | None = None
+    message: str = ""
+
+
+def _torch_reference(module) -> Callable[[np.ndarray], list[np.ndarray]]:
+    import torch
+
+    def run(tensor: np.ndarray) -> list[np.ndarray]:
+        with torch.no_grad():
+            outputs = module(torch.from_numpy(tensor))
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return [output.numpy() for output in outputs]
+
+    return run
+
+
+def _export_torch(entry: ModelEntry, opset: int, weights_policy: str, path: Path) -> tuple[dict, Callable]:
+    import torch
+
+    from edgebench.sources import build_torch_model, random_input_batch
+
+    exportable = build_torch_model(entry, weights_policy)
+    dummy = random_input_batch(entry, 1, 0)
+    started = time.perf_counter()
+    # The TorchScript exporter is deprecated but is the one that honours opset 13; its warnings
+    # and trace chatter say nothing actionable to the user.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            exportable.module,
+            (dummy,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=exportable.output_names,
+            dynamic_axes=entry.dynamic_axes,
+            do_constant_folding=True,
+        )
+    info = {
+        "exporter": EXPORTER,
+        "seconds": round(time.perf_counter() - started, 3),
+        "notes": exportable.notes,
+        "weights": exportable.weights,
+    }
+    return info, _torch_reference(exportable.module)
+
+
+def _import_onnx(
+    entry: ModelEntry, opset: int, catalog_dir: Path, path: Path
+) -> tuple[dict, Callable | None]:
+    from edgebench.sources import fetch_onnx
+
+    started = time.perf_counter()
+    original = fetch_onnx(entry, catalog_dir)
+    model = check_model(original)
+    converted, note = convert_opset(model, opset)
+    onnx.save(converted, str(path))
+    info = {
+        "exporter": "custom ONNX" + (f" ({note})" if note else ""),
+        "seconds": round(time.perf_counter() - started, 3),
+        "notes": [note] if note else [],
+        "weights": entry.source.get("weights") or "unknown",
+        "original_sha256": artifacts.file_record(original)["sha256"],
+    }
+    # A converted graph is checked against the file it came from; an unchanged one has no
+    # independent reference and is only checked to run and give finite outputs.
+    reference = onnx_runner(original) if converted is not model else None
+    return info, reference
+
+
+def _int64_initializers(path: Path) -> int:
+    model = onnx.load(str(path))
+    return sum(init.data_type == onnx.TensorProto.INT64 for init in model.graph.initializer)
+
+
+def _int32_variant(model: onnx.ModelProto, path: Path) -> tuple[Path, str] | None:
+    """Write the int32 variant, fully narrowed if ONNX Runtime accepts that, otherwise narrowed
+    only where no Cast is needed; None when the graph has nothing to narrow."""
+    for cast_back, mode in ((True, "full"), (False, "direct-only")):
+        narrowed = narrow_int64(model, cast_back=cast_back)
+        if narrowed is None:
+            continue
+        onnx.save(narrowed, str(path))
+        try:
+            check_model(path)
+            onnx_runner(path)
+        except Exception:
+            continue
+        return path, mode
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _source_file(entry: ModelEntry, catalog_dir: Path) -> Path | None:
+    if entry.source_kind in ("onnx", "url"):
+        from edgebench.sources import fetch_onnx
+
+        return fetch_onnx(entry, catalog_dir)
+    return None
+
+
+def convert_one(
+    entry: ModelEntry,
+    artifacts_dir: Path,
+    *,
+    catalog_dir: Path,
+    opset: int | None = None,
+    weights_policy: str = "auto",
+    force: bool = False,
+) -> ConvertResult:
+    """Convert and verify one entry into ``artifacts_dir/<name>``; a cache hit does nothing."""
+    started = time.perf_counter()
+    opset = opset or entry.opset
+    name = artifacts.artifact_name(entry, opset)
+    target = artifacts_dir / name
+    try:
+        source_file = _source_file(entry, catalog_dir)
+        recipe = artifacts.build_hash(entry, opset, weights_policy, source_file)
+        if not force:
+            manifest = artifacts.cached_manifest(target, recipe)
+            if manifest is not None:
+                return ConvertResult(
+                    name,
+                    "cached",
+                    time.perf_counter() - started,
+                    target,
+                    manifest["files"][MODEL_FILE]["size"],
+                    manifest["parity"].get("max_abs"),
+                    manifest["weights"],
+                )
+        images = image_paths(ensure_default_images(artifacts_dir))
+        staging = artifacts.staging_dir(artifacts_dir, name)
+        try:
+            manifest = _build(entry, opset, weights_policy, catalog_dir, staging, images, recipe, name)
+            artifacts.publish(staging, manifest, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except Exception as exc:
+        return ConvertResult(name, "failed", time.perf_counter() - started, message=f"{name}: {exc}")
+    return ConvertResult(
+        name,
+        "converted",
+        time.perf_counter() - started,
+        target,
+        manifest["files"][MODEL_FILE]["size"],
+        manifest["parity"].get("max_abs"),
+        manifest["weights"],
+    )
+
+
+def _build(
+    entry: ModelEntry,
+    opset: int,
+    weights_policy: str,
+    catalog_dir: Path,
+    staging: Path,
+    images: list[Path],
+    recipe: str,
+    name: str,
+) -> dict:
+    model_path = staging / MODEL_FILE
+    if entry.source_kind in ("torchvision", "builder"):
+        export, reference = _export_torch(entry, opset, weights_policy, model_path)
+    else:
+        export, reference = _import_onnx(entry, opset, catalog_dir, model_path)
+    try:
+        model = check_model(model_path)
+    except InvalidOnnxError as exc:
+        raise ConversionError(f"exported graph is invalid: {exc}") from exc
+    inputs, outputs = describe_io(model)
+    if len(inputs) != 1:
+        raise ConversionError(f"expected one image input, the graph has {[i['name'] for i in inputs]}")
+    runner = onnx_runner(model_path)
+    checks = parity(entry, reference or runner, runner, images)
+    if reference is None:
+        checks["reference"] = "none: custom ONNX used as is; checked to run with finite outputs"
+    else:
+        checks["reference"] = (
+            "pytorch" if entry.source_kind in ("torchvision", "builder") else "original ONNX"
+        )
+    if not checks["passed"]:
+        agreement = checks["images"].get("top1_agree")
+        raise ConversionError(
+            f"parity failed: max abs diff {checks['random']['max_abs']:.3g} on random inputs, "
+            f"{checks['images']['max_abs']:.3g} on photos (atol {checks['atol']}, rtol {checks['rtol']})"
+            + (f", top-1 agreement {agreement:.0%}" if agreement is not None else "")
+        )
+    checks["max_abs"] = max(checks["random"]["max_abs"], checks["images"]["max_abs"])
+    files = {MODEL_FILE: artifacts.file_record(model_path)}
+    int32_file = None
+    narrowed = _int32_variant(model, staging / INT32_FILE)
+    if narrowed is not None:
+        int32_path, mode = narrowed
+        int32_checks = parity(entry, runner, onnx_runner(int32_path), images)
+        checks["int32"] = {
+            "max_abs": max(int32_checks["random"]["max_abs"], int32_checks["images"]["max_abs"]),
+            "passed": int32_checks["passed"],
+            "mode": mode,
+            "int64_initializers_left": _int64_initializers(int32_path),
+        }
+        if not int32_checks["passed"]:
+            raise ConversionError(f"int32 variant differs from the original: {checks['int32']}")
+        files[INT32_FILE] = artifacts.file_record(int32_path)
+        int32_file = INT32_FILE
+    weights = export.pop("weights")
+    return {
+        "schema_version": 1,
+        "name": entry.name,
+        "artifact": name,
+        "task": entry.task,
+        "opset": model_opset(model),
+        "weights": weights,
+        "files": files,
+        "model_file": MODEL_FILE,
+        "int32_file": int32_file,
+        "inputs": inputs,
+        "outputs": outputs,
+        "input": entry.input,
+        "preprocess": entry.preprocess,
+        "decoder": entry.decoder,
+        "labels": labels_for(entry.labels),
+        "label_set": entry.labels,
+        "nms_in_graph": entry.nms_in_graph,
+        "reference": entry.reference,
+        "measured": {
+            "params_m": round(count_parameters(model) / 1e6, 3),
+            "onnx_bytes": files[MODEL_FILE]["size"],
+        },
+        "source": entry.source,
+        "export": {**export, "created": datetime.now(UTC).isoformat(timespec="seconds")},
+        "versions": artifacts.library_versions(),
+        "parity": checks,
+        "build_hash": recipe,
+    }
+
+
+def convert(
+    entries: Iterable[ModelEntry],
+    artifacts_dir: Path,
+    *,
+    catalog_dir: Path,
+    opset: int | None = None,
+    weights_policy: str = "auto",
+    force: bool = False,
+    on_result: Callable[[ConvertResult], None] | None = None,
+) -> list[ConvertResult]:
+    """Convert every entry; failures are results, not exceptions."""
+    artifacts_dir = Path(artifacts_dir)
+    results = []
+    for entry in entries:
+        result = convert_one(
+            entry,
+            artifacts_dir,
+            catalog_dir=catalog_dir,
+            opset=opset,
+            weights_policy=weights_policy,
+            force=force,
+        )
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
