@@ -102,6 +102,47 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _cmd_collect_check(args: argparse.Namespace) -> int:
+    from edgebench.collect import CollectError, keep_fetched
+
+    try:
+        message, check = keep_fetched(Path(args.archive), Path(args.run_dir), args.host)
+    except CollectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(message)
+    for problem in check.problems:
+        print(f"problem: {args.host}: {problem}")
+    return EXIT_FAILED if check.problems else EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from edgebench.results import summary_rows, write_summary_csv
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        print(f"error: no results directory {run_dir}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    path = write_summary_csv(run_dir)
+    rows = summary_rows(run_dir)
+    table = [
+        [
+            r["host"],
+            r["model"],
+            f"{r['provider']}-{r['mode']}",
+            r["status"],
+            r["images"],
+            f"{r['infer_ms']:.2f}" if r["infer_ms"] is not None else "-",
+            f"{r['fps']:.1f}" if r["fps"] is not None else "-",
+            (r["reason"] or "")[:60],
+        ]
+        for r in rows
+    ]
+    print(_table(["host", "model", "run", "status", "images", "infer_ms", "fps", "reason"], table))
+    print(f"summary: {path.resolve()}")
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgebench", description="Benchmark neural networks on a fleet of edge devices."
@@ -129,6 +170,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--force", action="store_true", help="re-export even when the artifact is up to date")
     conv.set_defaults(func=_cmd_convert)
+
+    collect = commands.add_parser(
+        "collect-check", help="unpack and check a device's fetched results (collect phase)"
+    )
+    collect.add_argument("archive", help="the fetched <host>.tar.gz")
+    collect.add_argument("--run-dir", required=True, help="controller results/<run_id> directory")
+    collect.add_argument("--host", required=True, help="inventory name of the device")
+    collect.set_defaults(func=_cmd_collect_check)
+
+    report = commands.add_parser("report", help="tables of one run's results")
+    report.add_argument("run_dir", help="results/<run_id> directory")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 
