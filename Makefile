@@ -15,14 +15,20 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[device,convert,report,controller,dev]'
 	touch $@
 
+# Convert the profile's models, then benchmark them on this machine (inventory/local.yml) through
+# the same playbook a fleet uses: validate, provision, deploy, engines, run, collect, report.
 bench: $(BIN)/.installed
 	$(BIN)/edgebench convert --profile $(PROFILE) --artifacts $(ARTIFACTS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-playbook benchmark.yml \
+		-e edgebench_profile=$(PROFILE) -e edgebench_artifacts_dir=$(abspath $(ARTIFACTS))
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/yamllint -s .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint -q
 
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 clean:
-	rm -rf $(VENV) .pytest_artifacts
+	rm -rf $(VENV) .pytest_artifacts .wheelhouse .edgebench-local
