@@ -143,6 +143,88 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edgebench.fleet import run_benchmark
+
+    extravars = dict(args.extra or [])
+    if args.profile:
+        extravars["edgebench_profile"] = args.profile
+    if args.models:
+        extravars["edgebench_models"] = _split(args.models)
+    live = sys.stderr.isatty()
+    shown: dict[str, str] = {}
+
+    def progress(hosts) -> None:
+        for name, host in sorted(hosts.items()):
+            line = host.line()
+            if shown.get(name) != line:
+                shown[name] = line
+                print(("\r" if live else "") + line, file=sys.stderr, flush=True)
+
+    result = run_benchmark(
+        inventory=args.inventory,
+        limit=args.limit,
+        run_id=args.run_id,
+        tags=args.tags,
+        extravars=extravars,
+        on_progress=progress,
+    )
+    rows = []
+    if result.results_dir is not None and result.results_dir.is_dir():
+        from edgebench.results import summary_rows
+
+        by_host: dict[str, list[str]] = {}
+        for row in summary_rows(result.results_dir):
+            by_host.setdefault(row["host"], []).append(row["status"])
+        for name, host in sorted(result.hosts.items()):
+            statuses = by_host.get(name, [])
+            verdict = (
+                host.state
+                if host.state != "ok"
+                else (
+                    "complete"
+                    if statuses and all(s in ("complete", "skipped") for s in statuses)
+                    else "partial"
+                    if statuses
+                    else "no results"
+                )
+            )
+            rows.append([name, verdict, len(statuses), ", ".join(sorted(set(statuses)))])
+    else:
+        rows = [[name, host.state, 0, ""] for name, host in sorted(result.hosts.items())]
+    print(_table(["host", "result", "runs", "statuses"], rows))
+    if result.results_dir is not None:
+        print(f"results: {result.results_dir}")
+        if result.run_id:
+            print(f"resume or complete this run with: edgebench run --run-id {result.run_id}")
+    return EXIT_OK if result.rc == 0 else EXIT_FAILED
+
+
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    from edgebench.fleet import list_fleet
+
+    rows = []
+    for host in list_fleet(args.inventory):
+        facts = host["facts"] or {}
+        rows.append([
+            host["host"], ",".join(host["groups"]) or "-", host["label"] or "-", host["address"] or "local",
+            facts.get("board_model") or facts.get("cpu_model") or "-",
+            ",".join(facts.get("available_providers") or []) or "-",
+            host["probed_in_run"] or "not run yet",
+        ])  # fmt: skip
+    print(_table(["host", "groups", "label", "address", "board", "providers", "probed in run"], rows))
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgebench", description="Benchmark neural networks on a fleet of edge devices."
@@ -178,6 +260,27 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--run-dir", required=True, help="controller results/<run_id> directory")
     collect.add_argument("--host", required=True, help="inventory name of the device")
     collect.set_defaults(func=_cmd_collect_check)
+
+    run = commands.add_parser("run", help="run benchmark.yml on the fleet with live progress")
+    run.add_argument("-i", "--inventory", help="inventory file (default: inventory/local.yml)")
+    run.add_argument("-l", "--limit", help="hosts or groups, as ansible-playbook -l")
+    run.add_argument("--profile", help="catalog profile for this run")
+    run.add_argument("--models", help="comma-separated models for this run (replaces the profile)")
+    run.add_argument("--tags", help="phases to run, e.g. run,collect")
+    run.add_argument("--run-id", help="resume or extend this run instead of starting a new one")
+    run.add_argument(
+        "-e",
+        "--extra",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="override a run-plan variable (YAML value), repeatable",
+    )
+    run.set_defaults(func=_cmd_run)
+
+    fleet = commands.add_parser("fleet", help="list the inventory with each device's probed facts")
+    fleet.add_argument("-i", "--inventory", help="inventory file (default: inventory/local.yml)")
+    fleet.set_defaults(func=_cmd_fleet)
 
     report = commands.add_parser("report", help="tables of one run's results")
     report.add_argument("run_dir", help="results/<run_id> directory")
