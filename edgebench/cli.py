@@ -225,6 +225,18 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_scheduled_run(args: argparse.Namespace) -> int:
+    from edgebench.schedule import scheduled_run
+
+    return scheduled_run(
+        Path(args.log_dir),
+        keep_logs=args.keep_logs,
+        inventory=args.inventory,
+        limit=args.limit,
+        extravars=dict(args.extra or []),
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgebench", description="Benchmark neural networks on a fleet of edge devices."
@@ -281,6 +293,14 @@ def _parser() -> argparse.ArgumentParser:
     fleet = commands.add_parser("fleet", help="list the inventory with each device's probed facts")
     fleet.add_argument("-i", "--inventory", help="inventory file (default: inventory/local.yml)")
     fleet.set_defaults(func=_cmd_fleet)
+
+    scheduled = commands.add_parser("scheduled-run", help="one locked, logged fleet run (what cron runs)")
+    scheduled.add_argument("--log-dir", required=True, help="directory for per-run logs and the lock")
+    scheduled.add_argument("--keep-logs", type=int, default=30, help="run logs to keep (default 30)")
+    scheduled.add_argument("-i", "--inventory", help="inventory file")
+    scheduled.add_argument("-l", "--limit", help="hosts or groups")
+    scheduled.add_argument("-e", "--extra", action="append", type=_key_value, metavar="KEY=VALUE")
+    scheduled.set_defaults(func=_cmd_scheduled_run)
 
     report = commands.add_parser("report", help="tables of one run's results")
     report.add_argument("run_dir", help="results/<run_id> directory")

@@ -1,0 +1,101 @@
+"""The real benchmark.yml on the embedded default inventory (this machine as the device)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ansible")]
+
+
+def playbook(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "benchmark.yml", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"ansible-playbook failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        )
+    return result
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('{"edgebench_models": ["resnet19"]}', "edgebench_models names models the catalog lacks: resnet19"),
+        ('{"edgebench_providers": ["cpu", "gpu"]}', "edgebench_providers=['cpu', 'gpu']"),
+        ('{"edgebench_reboot_policy": "sometimes"}', "edgebench_reboot_policy 'sometimes' must be one of"),
+        ('{"edgebench_cooldown": "fixed:soon"}', "edgebench_cooldown 'fixed:soon' must be none"),
+        ('{"edgebench_reboot_policy": "per_model"}', "localhost is this machine (ansible_connection=local)"),
+        ('{"edgebench_profile": "everything"}', "edgebench_profile 'everything' is not a catalog profile"),
+        ('{"edgebench_image_count": 0}', "edgebench_image_count (0)"),
+        (
+            '{"edgebench_models": ["alexnet"], "edgebench_artifacts_dir": "/nonexistent"}',
+            "No artifact in /nonexistent for alexnet. Convert first: edgebench convert --models alexnet",
+        ),
+    ],
+)
+def test_validate_stops_bad_plans_before_any_device_is_touched(tmp_path, extra, message):
+    result = playbook("-e", extra, "-e", f"edgebench_work_dir={tmp_path}/work")
+    assert result.returncode != 0
+    flat = " ".join(result.stdout.split())
+    assert message in flat, flat[-3000:]
+    assert "PLAY [Provision" not in result.stdout
+    assert not (tmp_path / "work").exists()
+
+
+def test_local_benchmark_end_to_end_and_resume(artifacts_dir, tmp_path):
+    plan = {
+        "edgebench_models": ["mobilenet_v3_small"],
+        "edgebench_providers": ["cpu", "cuda"],
+        "edgebench_modes": ["warm", "cold"],
+        "edgebench_image_count": 8,
+        "edgebench_warmup_count": 2,
+        "edgebench_poll_interval_s": 0.5,
+        "edgebench_artifacts_dir": str(artifacts_dir),
+        "edgebench_results_dir": str(tmp_path / "results"),
+        "edgebench_work_dir": str(tmp_path / "work"),
+        "run_id": "local-e2e",
+    }
+    playbook("-e", json.dumps(plan), check=True)
+    host_dir = tmp_path / "results" / "local-e2e" / "localhost"
+    assert json.loads((host_dir / "env.json").read_text())["available_providers"] == ["cpu"]
+    for mode in ("warm", "cold"):
+        summary = json.loads((host_dir / "mobilenet_v3_small" / f"cpu-{mode}" / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["images"]["measured"] == 8
+        skipped = json.loads((host_dir / "mobilenet_v3_small" / f"cuda-{mode}" / "summary.json").read_text())
+        assert skipped["status"] == "skipped" and "CUDAExecutionProvider" in skipped["reason"]
+    with (tmp_path / "results" / "local-e2e" / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["provider"], r["mode"], r["status"]) for r in rows) == [
+        ("cpu", "cold", "complete"), ("cpu", "warm", "complete"),
+        ("cuda", "cold", "skipped"), ("cuda", "warm", "skipped"),
+    ]  # fmt: skip
+
+    # Rerun with the same run id: nothing is pushed again, nothing is measured again.
+    timings = host_dir / "mobilenet_v3_small" / "cpu-warm" / "timings.csv"
+    before = timings.read_text()
+    again = playbook("-e", json.dumps(plan), "--tags", "deploy,run,collect", check=True)
+    assert "Push the artifacts" in again.stdout
+    push = again.stdout.split("Push the artifacts")[1].split("TASK [")[0]
+    assert "changed:" not in push, push
+    assert timings.read_text() == before
