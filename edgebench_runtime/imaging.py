@@ -76,7 +76,7 @@ def decode_image(path, use_cv2=None):
         with _pil().open(str(path)) as image:
             return np.asarray(image.convert("RGB"))
     except (OSError, ValueError) as exc:
-        raise ImageDecodeError("cannot decode image %s: %s" % (path, exc))
+        raise ImageDecodeError("cannot decode image %s: %s" % (path, exc)) from exc
 
 
 def _resize(array, width, height, interpolation, use_cv2):
@@ -133,18 +133,18 @@ class Preprocessor(object):
         if self.mode == "shorter":
             target = self.resize_size or min(self.height, self.width)
             ratio = target / float(min(orig_height, orig_width))
-            new_h = max(int(round(orig_height * ratio)), self.height)
-            new_w = max(int(round(orig_width * ratio)), self.width)
-            top = int(round((new_h - self.height) / 2.0))
-            left = int(round((new_w - self.width) / 2.0))
+            new_h = max(round(orig_height * ratio), self.height)
+            new_w = max(round(orig_width * ratio), self.width)
+            top = round((new_h - self.height) / 2.0)
+            left = round((new_w - self.width) / 2.0)
             return {
                 "resized": (new_h, new_w),
                 "scale": (new_h / float(orig_height), new_w / float(orig_width)),
                 "offset": (-float(top), -float(left)),
             }
         ratio = min(self.height / float(orig_height), self.width / float(orig_width))
-        new_h = int(round(orig_height * ratio))
-        new_w = int(round(orig_width * ratio))
+        new_h = round(orig_height * ratio)
+        new_w = round(orig_width * ratio)
         if self.pad_align == "topleft":
             top, left = 0, 0
         else:

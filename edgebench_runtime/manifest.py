@@ -40,9 +40,9 @@ def load_manifest(artifact_dir):
         with open(path) as handle:
             manifest = json.load(handle)
     except IOError as exc:
-        raise ArtifactError("cannot read manifest %s: %s" % (path, exc))
+        raise ArtifactError("cannot read manifest %s: %s" % (path, exc)) from exc
     except ValueError as exc:
-        raise ArtifactError("manifest %s is not valid JSON: %s" % (path, exc))
+        raise ArtifactError("manifest %s is not valid JSON: %s" % (path, exc)) from exc
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ArtifactError(

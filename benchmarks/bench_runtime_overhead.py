@@ -1,0 +1,204 @@
+"""Harness overhead: edgebench's measured loop vs a bare ``session.run`` loop, same model and input.
+
+Both loops run one ONNX Runtime session (1 thread) on the same pre-made input tensor; edgebench's
+loop (``edgebench_runtime.bench.measure``) adds its four timer pairs, the backend wrapper, the
+pipeline calls (identity pre-processing, ``raw`` decoder), one timings.csv row write per image and
+an fsync a second. Each edgebench round is bracketed by two bare rounds (compared with their
+mean); the median of the per-round differences is reported, with the bare-vs-bare difference as
+the noise floor.
+
+Targets (issue 3): <= 2 % for resnet18, <= 50 us per image for mobilenet_v3_small.
+
+Run: .venv/bin/python benchmarks/bench_runtime_overhead.py [--rounds 7]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edgebench_runtime.backends import create_backend
+from edgebench_runtime.bench import measure
+from edgebench_runtime.results import TimingsWriter, read_timings
+
+
+def export(name, directory):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+            module.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 3, 224, 224))
+    model.eval()
+    target = Path(directory) / name
+    target.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model,
+        torch.randn(1, 3, 224, 224),
+        str(target / "model.onnx"),
+        dynamo=False,
+        opset_version=13,
+        input_names=["input"],
+        output_names=["logits"],
+    )
+    return target
+
+
+class ConstantPipeline:
+    """Identity pre/post-processing: the harness cost without the work of a real pipeline."""
+
+    def __init__(self, feeds):
+        self.feeds = feeds
+
+    def preprocess(self, image):
+        return self.feeds, None
+
+    def postprocess(self, outputs, geometry):
+        return None
+
+    def brief(self, result):
+        return ""
+
+
+def bare_loop(session, feeds, n):
+    run = session.run
+    t0 = time.perf_counter()
+    for _ in range(n):
+        run(None, feeds)
+    return (time.perf_counter() - t0) / n
+
+
+def edgebench_loop(backend, pipeline, image, n, directory, segment):
+    path = os.path.join(directory, f"timings-{segment}.csv")
+    if os.path.exists(path):
+        os.unlink(path)
+    writer = TimingsWriter(path)
+    t0 = time.perf_counter()
+    measure(backend, pipeline, ["constant.jpg"], writer, 0, n, 0, segment, decode=lambda p: image)
+    elapsed = (time.perf_counter() - t0) / n
+    writer.close()
+    return elapsed, float(read_timings(path)["infer_ms"].mean())
+
+
+class NoopBackend:
+    def infer(self, feeds):
+        return None
+
+
+def pure_harness_us(n=20000, rounds=3):
+    """The harness alone (no-op backend, identity pipeline): timers, calls, one row write."""
+    with tempfile.TemporaryDirectory() as directory:
+        results = []
+        for index in range(rounds):
+            elapsed, _infer = edgebench_loop(NoopBackend(), ConstantPipeline(None), None, n, directory, index)
+            results.append(elapsed * 1e6)
+    return statistics.median(results)
+
+
+def bench(name, n, rounds, directory):
+    import onnxruntime as ort
+
+    artifact = export(name, directory)
+    backend = create_backend("cpu", {"threads": 1})
+    backend.load(str(artifact), {"model_file": "model.onnx"})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(str(artifact / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    feeds = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    image = np.zeros((8, 8, 3), np.uint8)
+    pipeline = ConstantPipeline(feeds)
+    bare_loop(session, feeds, max(10, n // 10))  # warm both
+    edgebench_loop(backend, pipeline, image, max(10, n // 10), directory, 99)
+    bare, harness, diffs, infer, noise = [], [], [], [], []
+    for index in range(rounds):
+        # bare / edgebench / bare: the edgebench round is compared with the mean of the two bare
+        # rounds around it, which cancels slow drifts; the bare-bare difference is the noise floor.
+        before = bare_loop(session, feeds, n)
+        e, mean_infer = edgebench_loop(backend, pipeline, image, n, directory, index)
+        after = bare_loop(session, feeds, n)
+        b = (before + after) / 2.0
+        bare.append(b)
+        harness.append(e)
+        diffs.append(e - b)
+        infer.append(mean_infer)
+        noise.append(abs(after - before))
+    b, e, d = statistics.median(bare), statistics.median(harness), statistics.median(diffs)
+    return {
+        "model": name,
+        "images_per_round": n,
+        "rounds": rounds,
+        "bare_us": b * 1e6,
+        "edgebench_us": e * 1e6,
+        "overhead_us": d * 1e6,
+        "overhead_pct": 100.0 * d / b,
+        "recorded_infer_us": statistics.median(infer) * 1e3,
+        "noise_us": statistics.median(noise) * 1e6,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--resnet-images", type=int, default=60)
+    parser.add_argument("--mobilenet-images", type=int, default=800)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        results = [
+            bench("resnet18", args.resnet_images, args.rounds, directory),
+            bench("mobilenet_v3_small", args.mobilenet_images, args.rounds, directory),
+        ]
+    print(f"harness overhead, ONNX Runtime CPU, 1 thread (median of {args.rounds} alternating rounds)")
+    print(
+        "{:<20} {:>12} {:>14} {:>12} {:>10} {:>18} {:>16}".format(
+            "model",
+            "bare us/img",
+            "edgebench us",
+            "overhead us",
+            "overhead",
+            "recorded infer us",
+            "bare-bare noise",
+        )
+    )
+    for r in results:
+        print(
+            "{:<20} {:12.1f} {:14.1f} {:12.1f} {:9.2f}% {:18.1f} {:16.1f}".format(
+                r["model"],
+                r["bare_us"],
+                r["edgebench_us"],
+                r["overhead_us"],
+                r["overhead_pct"],
+                r["recorded_infer_us"],
+                r["noise_us"],
+            )
+        )
+    print(f"pure harness cost (no-op backend, identity pipeline): {pure_harness_us():.1f} us/image")
+    resnet, mobilenet = results
+    print(
+        "resnet18 overhead {:.2f} % (target <= 2 %): {}".format(
+            resnet["overhead_pct"], "PASS" if resnet["overhead_pct"] <= 2.0 else "FAIL"
+        )
+    )
+    print(
+        "mobilenet_v3_small overhead {:.1f} us/image (target <= 50 us): {}".format(
+            mobilenet["overhead_us"], "PASS" if mobilenet["overhead_us"] <= 50.0 else "FAIL"
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The backend seam: what the measured loop needs from an inference runtime.
+
+A backend is created for one provider string (``cpu``, ``cuda``, ``tensorrt-fp16``, ...), loaded
+once with an artifact, called once per image with the input feeds, and closed. ``infer`` must
+include everything the design counts as inference: for TensorRT the host-to-device and
+device-to-host copies of every input and output, with the stream synchronised before returning.
+
+Python 3.6 compatible.
+"""
+
+__all__ = ["Backend", "ProviderUnavailable", "parse_provider"]
+
+
+class ProviderUnavailable(Exception):
+    """The device lacks this provider (library, driver or hardware): the run is ``skipped``."""
+
+
+def parse_provider(provider):
+    """``"tensorrt-fp16"`` -> ``("tensorrt", "fp16")``; ``"cpu"`` -> ``("cpu", None)``."""
+    text = str(provider).strip().lower()
+    if "-" in text:
+        family, precision = text.split("-", 1)
+        return family, precision
+    return text, None
+
+
+class Backend(object):
+    """Base class. Subclasses set ``name`` and implement the five methods below."""
+
+    name = "base"
+    #: provider families this backend serves, e.g. ("cpu", "cuda")
+    families = ()
+
+    def __init__(self, provider, options=None):
+        self.provider = provider
+        self.family, self.precision = parse_provider(provider)
+        self.options = dict(options or {})
+        self.input_names = []
+        self.output_names = []
+
+    @classmethod
+    def availability(cls, provider):
+        """``(True, None)`` or ``(False, reason)``, cheaply and without loading a model."""
+        return False, "backend %s does not implement availability()" % cls.name
+
+    def version(self):
+        raise NotImplementedError
+
+    def load(self, artifact_dir, manifest):
+        """Prepare to run the artifact's model. Raises ProviderUnavailable when the provider
+        turns out to be missing only at load time (e.g. ONNX Runtime silently falling back)."""
+        raise NotImplementedError
+
+    def infer(self, feeds):
+        """Run one inference: ``feeds`` maps input name -> array; returns the outputs as a list
+        of numpy arrays in ``self.output_names`` order."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release the session/engine; safe to call twice."""
+
+    def details(self):
+        """Everything that influences the timings, recorded in summary.json."""
+        return {"name": self.name, "version": self.version(), "provider": self.provider}

@@ -1,0 +1,377 @@
+"""The measured loop and the child process that runs one model x provider x mode.
+
+The supervisor writes a job file and starts ``python -m edgebench_runtime _child JOB``; the child
+loads the backend (``load_ms``), runs the warm-up (warm mode, on images kept apart from the
+measured ones), then streams the measured images one at a time: decode (``decode_ms``),
+pre-processing (``pre_ms``), the backend call (``infer_ms``), post-processing (``post_ms``), each
+row appended to timings.csv at once. At the end it recomputes the statistics from the whole file
+(all segments of a resumed run) and writes summary.json atomically.
+
+Child exit codes (the supervisor reads summary.json first; these are the fallback):
+0 complete, 10 failed, 11 oom (MemoryError or allocation failure), 12 skipped (provider
+unavailable), 13 failed on a full disk (ENOSPC).
+
+Python 3.6 compatible.
+"""
+
+import contextlib
+import datetime
+import errno
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+
+from . import __version__
+from .imaging import ImageDecodeError, decode_image
+from .results import SCHEMA_VERSION, TimingsWriter, atomic_write_json, read_json, read_timings, summarize_rows
+
+__all__ = [
+    "CHILD_EXIT",
+    "IMAGE_EXTENSIONS",
+    "ImageSourceError",
+    "compose_summary",
+    "is_memory_error",
+    "list_images",
+    "measure",
+    "run_child",
+    "split_warmup",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+CHILD_EXIT = {"complete": 0, "failed": 10, "oom": 11, "skipped": 12, "enospc": 13}
+
+if hasattr(time, "perf_counter_ns"):
+    _clock = getattr(time, "perf_counter_ns")  # noqa: B009 - Python 3.7+, behind the hasattr check
+    _TO_MS = 1e-6
+else:  # Python 3.6
+    _clock = time.perf_counter
+    _TO_MS = 1e3
+
+_UTC = datetime.timezone.utc
+_MEMORY_TEXT = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory", "memoryerror")
+
+
+class ImageSourceError(Exception):
+    """The image folder is missing, not a folder, or holds no image files."""
+
+
+class NoReadableImages(Exception):
+    pass
+
+
+def list_images(folder):
+    """Sorted image files (JPEG/PNG/BMP) of ``folder``; raises ImageSourceError."""
+    folder = str(folder)
+    if not os.path.exists(folder):
+        raise ImageSourceError("image folder %s does not exist" % folder)
+    if not os.path.isdir(folder):
+        raise ImageSourceError("image source %s is not a folder" % folder)
+    names = sorted(
+        name
+        for name in os.listdir(folder)
+        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))
+    )
+    if not names:
+        raise ImageSourceError("image folder %s holds no JPEG/PNG/BMP files" % folder)
+    return [os.path.join(folder, name) for name in names]
+
+
+def split_warmup(paths, warmup):
+    """``(measured, warmup_images, disjoint)``: warm-up images are the last ones of the sorted set,
+    kept apart from the measured ones; with a single image both must share it."""
+    if warmup <= 0:
+        return list(paths), [], True
+    if len(paths) < 2:
+        return list(paths), list(paths), False
+    keep = min(warmup, max(1, len(paths) // 5))
+    return list(paths[:-keep]), list(paths[-keep:]), True
+
+
+def is_memory_error(exc):
+    if isinstance(exc, MemoryError):
+        return True
+    text = ("%s %s" % (type(exc).__name__, exc)).lower()
+    return any(marker in text for marker in _MEMORY_TEXT)
+
+
+def _csv_safe(text):
+    return str(text).replace(",", "_").replace("\n", " ").replace("\r", " ")
+
+
+def measure(
+    backend,
+    pipeline,
+    images,
+    writer,
+    start_index,
+    count,
+    seq,
+    segment,
+    decode=decode_image,
+    on_row=None,
+    unreadable=None,
+):
+    """Measure images ``start_index .. count-1``; the image of position ``seq`` is
+    ``images[seq % len(images)]``. Unreadable images are skipped (not counted as measured) and
+    their names added to ``unreadable``. Returns the next ``seq``."""
+    n = len(images)
+    names = [_csv_safe(os.path.basename(path)) for path in images]
+    pre = pipeline.preprocess
+    post = pipeline.postprocess
+    brief = pipeline.brief
+    infer = backend.infer
+    row = writer.row
+    clock = _clock
+    now = time.time
+    to_ms = _TO_MS
+    bad = set()
+    failures = 0
+    index = start_index
+    while index < count:
+        slot = seq % n
+        if slot in bad:
+            seq += 1
+            continue
+        t0 = clock()
+        try:
+            image = decode(images[slot])
+        except ImageDecodeError:
+            bad.add(slot)
+            if unreadable is not None:
+                unreadable.add(names[slot])
+            if len(bad) >= n:
+                raise NoReadableImages("none of the %d images could be decoded" % n) from None
+            seq += 1
+            failures += 1
+            continue
+        t1 = clock()
+        feeds, geometry = pre(image)
+        t2 = clock()
+        outputs = infer(feeds)
+        t3 = clock()
+        result = post(outputs, geometry)
+        t4 = clock()
+        row(
+            index,
+            seq,
+            names[slot],
+            (t1 - t0) * to_ms,
+            (t2 - t1) * to_ms,
+            (t3 - t2) * to_ms,
+            (t4 - t3) * to_ms,
+            segment,
+            now(),
+            _csv_safe(brief(result)),
+        )
+        index += 1
+        seq += 1
+        if on_row is not None:
+            on_row(index)
+    return seq
+
+
+def _warmup(backend, pipeline, images, count, decode=decode_image):
+    """Untimed warm-up passes; returns (first_inference_ms, mean infer_ms)."""
+    times = []
+    done = 0
+    position = 0
+    misses = 0
+    while done < count:
+        path = images[position % len(images)]
+        position += 1
+        try:
+            image = decode(path)
+        except ImageDecodeError:
+            misses += 1
+            if misses >= len(images):
+                message = "none of the %d warm-up images could be decoded" % len(images)
+                raise NoReadableImages(message) from None
+            continue
+        feeds, geometry = pipeline.preprocess(image)
+        t0 = _clock()
+        outputs = backend.infer(feeds)
+        times.append((_clock() - t0) * _TO_MS)
+        pipeline.postprocess(outputs, geometry)
+        done += 1
+    return times[0] if times else None, (sum(times) / len(times)) if times else None
+
+
+def _peak_rss_mb():
+    try:
+        import resource
+
+        value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return value / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
+    except Exception:
+        return None
+
+
+def _iso(when):
+    return datetime.datetime.fromtimestamp(when, _UTC).isoformat()
+
+
+def compose_summary(job, status, reason=None, error=None, segment=None, extra=None):
+    """summary.json for ``job``: the statistics are recomputed from timings.csv (all segments)."""
+    timings = os.path.join(job["result_dir"], "timings.csv")
+    rows = read_timings(timings)
+    segments = list(job.get("segments_before") or [])
+    if segment is not None:
+        segments.append(segment)
+    first = segments[0] if segments else {}
+    unreadable = set()
+    for item in segments:
+        unreadable.update(item.get("unreadable_files") or [])
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "reason": reason,
+        "error": error,
+        "model": job["model"],
+        "provider": job["provider"],
+        "mode": job["mode"],
+        "task": job.get("task"),
+        "decoder": job.get("decoder"),
+        "weights": job.get("weights"),
+        "artifact": job.get("artifact"),
+        "settings": job.get("settings"),
+        "backend": (segment or {}).get("backend") or first.get("backend"),
+        "images": {
+            "requested": job["count"],
+            "measured": int(rows["index"].size),
+            "warmup": job["warmup"] if job["mode"] == "warm" else 0,
+            "source": job.get("images_dir"),
+            "source_files": job.get("source_files"),
+            "unreadable": len(unreadable),
+            "unreadable_files": sorted(unreadable)[:50],
+        },
+        "load_ms": first.get("load_ms"),
+        "first_inference_ms": first.get("first_inference_ms"),
+        "segments": segments,
+        "started": segments[0].get("started") if segments else None,
+        "finished": _iso(time.time()),
+        "peak_rss_mb": max([s["peak_rss_mb"] for s in segments if s.get("peak_rss_mb")] or [None]),
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "runtime_version": __version__,
+    }
+    summary.update(summarize_rows(rows, cold=job["mode"] == "cold"))
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def _first_infer_of_segment(job, segment):
+    """Cold mode: the first measured image of a segment is the process's first inference."""
+    try:
+        rows = read_timings(os.path.join(job["result_dir"], "timings.csv"))
+    except Exception:
+        return None
+    hits = (rows["segment"] == segment).nonzero()[0]
+    return float(rows["infer_ms"][hits[0]]) if hits.size else None
+
+
+def run_child(job_path):
+    """Entry point of the child process. Returns its exit code."""
+    job = read_json(job_path)
+    if job is None:
+        sys.stderr.write("edgebench-runtime child: cannot read job file %s\n" % job_path)
+        return CHILD_EXIT["failed"]
+    started = time.time()
+    segment = {
+        "segment": job["segment"],
+        "pid": os.getpid(),
+        "start_index": job["start_index"],
+        "started": _iso(started),
+        "load_ms": None,
+        "first_inference_ms": None,
+        "unreadable_files": [],
+    }
+    summary_path = os.path.join(job["result_dir"], "summary.json")
+    backend = writer = None
+    unreadable = set()
+    status, reason, error, code = "complete", None, None, CHILD_EXIT["complete"]
+    try:
+        from .backends import ProviderUnavailable, create_backend
+        from .tasks import Pipeline
+
+        try:
+            backend = create_backend(job["provider"], job.get("backend_options"))
+            t0 = _clock()
+            backend.load(job["artifact_dir"], job["manifest"])
+            segment["load_ms"] = (_clock() - t0) * _TO_MS
+        except ProviderUnavailable as exc:
+            segment["backend"] = backend.details() if backend is not None else None
+            segment["finished"] = _iso(time.time())
+            atomic_write_json(summary_path, compose_summary(job, "skipped", reason=str(exc), segment=segment))
+            return CHILD_EXIT["skipped"]
+        segment["backend"] = backend.details()
+        pipeline = Pipeline(job["manifest"], input_names=backend.input_names, use_cv2=job.get("use_cv2"))
+        images = job["images"]
+        measured, warm_images, disjoint = split_warmup(images, job["warmup"] if job["mode"] == "warm" else 0)
+        segment["warmup_disjoint"] = disjoint
+        if job["mode"] == "warm" and job["warmup"] > 0:
+            first, mean = _warmup(backend, pipeline, warm_images, job["warmup"])
+            segment["first_inference_ms"] = first
+            segment["warmup_infer_ms_mean"] = mean
+        writer = TimingsWriter(os.path.join(job["result_dir"], "timings.csv"), job.get("fsync_interval", 1.0))
+        segment["measure_started_unix"] = time.time()
+        measure(
+            backend,
+            pipeline,
+            measured,
+            writer,
+            job["start_index"],
+            job["count"],
+            job["seq_start"],
+            job["segment"],
+            unreadable=unreadable,
+        )
+        segment["measure_ended_unix"] = time.time()
+        writer.close()
+        writer = None
+    except BaseException as exc:  # classify everything, including MemoryError and KeyboardInterrupt
+        code = CHILD_EXIT["failed"]
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            status, reason = "partial", "interrupted (%s)" % type(exc).__name__
+        elif is_memory_error(exc):
+            status, reason, code = (
+                "oom",
+                "out of memory in the child: %s: %s" % (type(exc).__name__, exc),
+                CHILD_EXIT["oom"],
+            )
+        elif isinstance(exc, (IOError, OSError)) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            status, code = "failed", CHILD_EXIT["enospc"]
+            reason = "disk full (ENOSPC) writing results: %s; rows written so far are kept" % exc
+        else:
+            status, reason = "failed", "%s: %s" % (type(exc).__name__, exc)
+        error = "".join(traceback.format_exception(type(exc), exc, sys.exc_info()[2])[-6:])[-2000:]
+        segment["measure_ended_unix"] = time.time()
+        if writer is not None:
+            with contextlib.suppress(IOError, OSError):
+                writer.close()
+    finally:
+        if backend is not None:
+            backend.close()
+    if status == "complete":
+        from .results import repair_timings
+
+        if repair_timings(os.path.join(job["result_dir"], "timings.csv")) < job["count"]:
+            status, reason = "failed", "fewer rows than requested after the loop (a concurrent writer?)"
+    segment["unreadable_files"] = sorted(unreadable)
+    if job["mode"] == "cold" and segment["first_inference_ms"] is None and status != "skipped":
+        segment["first_inference_ms"] = _first_infer_of_segment(job, job["segment"])
+    segment["peak_rss_mb"] = _peak_rss_mb()
+    segment["finished"] = _iso(time.time())
+    segment["exit"] = status
+    try:
+        atomic_write_json(summary_path, compose_summary(job, status, reason, error, segment))
+    except (IOError, OSError) as exc:
+        sys.stderr.write("edgebench-runtime child: cannot write %s: %s\n" % (summary_path, exc))
+        if code == CHILD_EXIT["complete"]:
+            code = CHILD_EXIT["enospc"] if exc.errno == errno.ENOSPC else CHILD_EXIT["failed"]
+    if status == "partial":
+        code = CHILD_EXIT["failed"]
+    return code

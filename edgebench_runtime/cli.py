@@ -1,0 +1,250 @@
+"""``edgebench-runtime``: the device-side command line.
+
+Commands:
+  run      benchmark models x providers x modes into an output directory (resumable)
+  probe    print the device fingerprint as JSON (Ansible facts; env.json)
+  verify   check the sha256 of artifacts against their manifests
+  summarize  recompute summary.json statistics of result directories from their timings.csv
+
+Exit codes of ``run``:
+  0    every run complete (or already complete) or skipped (provider unavailable here)
+  1    internal error (a bug: the traceback is printed)
+  2    usage error: bad arguments, unknown provider or mode, bad cooldown policy
+  3    input error: artifacts directory or model missing, image folder missing or empty,
+       output directory not writable
+  4    finished, but at least one run is failed / oom / timeout / partial (corrupt artifact,
+       crash, full disk, ...) or was refused (existing rows measured with other settings)
+  130  interrupted (SIGINT/SIGTERM); partial results are kept and a rerun continues them
+``verify``: 0 all artifacts intact, 4 at least one corrupt, 3 missing. ``probe``: 0, 1 on a bug.
+
+Python 3.6 compatible.
+"""
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+from . import __version__
+
+__all__ = ["EXIT_CODES_HELP", "main"]
+
+EXIT_CODES_HELP = __doc__[__doc__.index("Exit codes of") : __doc__.index("Python 3.6 compatible")].strip()
+
+
+def _csv(text):
+    return [item.strip() for item in str(text).split(",") if item.strip()]
+
+
+def _key_values(items):
+    """["cuda:device_id=0", "arena=1"] -> {"cuda": {"device_id": "0"}, "": {"arena": "1"}}."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise argparse.ArgumentTypeError("expected KEY=VALUE, got %r" % item)
+        key, value = item.split("=", 1)
+        scope = ""
+        if ":" in key:
+            scope, key = key.split(":", 1)
+        out.setdefault(scope, {})[key] = value
+    return out
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="edgebench-runtime",
+        description="edgebench's on-device benchmark runner.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version="edgebench-runtime " + __version__)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser(
+        "run",
+        help="benchmark models",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--artifacts", required=True, help="artifacts directory (one folder per model)")
+    run.add_argument("--models", default="all", help="comma-separated model names, or 'all' (default)")
+    run.add_argument(
+        "--providers", default="cpu", help="comma-separated: cpu, cuda, tensorrt[-fp16] (default cpu)"
+    )
+    run.add_argument("--modes", default="warm", help="comma-separated: warm, cold (default warm)")
+    run.add_argument("--images", default=None, help="image folder (default ARTIFACTS/images)")
+    run.add_argument("--count", type=int, default=100, help="measured images per run; cycled (default 100)")
+    run.add_argument("--warmup", type=int, default=10, help="warm-up inferences in warm mode (default 10)")
+    run.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
+    run.add_argument("--inter-op-threads", type=int, default=None)
+    run.add_argument(
+        "--graph-opt",
+        default="all",
+        choices=("disable", "basic", "extended", "all"),
+        help="ONNX Runtime graph optimisation level (default all)",
+    )
+    run.add_argument(
+        "--provider-option",
+        action="append",
+        default=[],
+        metavar="[FAMILY:]KEY=VALUE",
+        help="provider option, e.g. cuda:device_id=0 (repeatable)",
+    )
+    run.add_argument(
+        "--session-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ONNX Runtime session config entry (repeatable)",
+    )
+    run.add_argument("--timeout", type=float, default=None, help="seconds per model x provider x mode")
+    run.add_argument("--cooldown", default="none", help="none | fixed:SECONDS | thermal[:DELTA_C[:CAP_S]]")
+    run.add_argument("--output", required=True, help="output directory (results/<run_id>/<host>)")
+    run.add_argument("--force", action="store_true", help="redo runs that already have results")
+    run.add_argument("--memory-limit-mb", type=int, default=None, help="RLIMIT_AS of each child (MiB)")
+    run.add_argument(
+        "--child-prefix",
+        default=None,
+        help="command prefix for each child, e.g. 'taskset -c 3' (shell-split)",
+    )
+    run.add_argument("--telemetry-interval", type=float, default=1.0, help="seconds; 0 disables (default 1)")
+    run.add_argument("--decode", choices=("auto", "cv2", "pillow"), default="auto")
+    run.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr (auto: when it is a terminal)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no per-run log lines")
+
+    probe = sub.add_parser("probe", help="print the device fingerprint as JSON")
+    probe.add_argument("--output", default=None, help="also write it to this file")
+
+    verify = sub.add_parser("verify", help="check artifacts' sha256 against their manifests")
+    verify.add_argument("artifacts", nargs="+", help="artifact directories")
+
+    summarize = sub.add_parser("summarize", help="recompute statistics of result directories")
+    summarize.add_argument("result_dirs", nargs="+")
+
+    child = sub.add_parser("_child", help=argparse.SUPPRESS)
+    child.add_argument("job")
+    return parser
+
+
+def _run(args):
+    import shlex
+
+    from .supervisor import EXIT, InputError, Plan, UsageError, run_plan
+
+    try:
+        options = _key_values(args.provider_option)
+        config = _key_values(args.session_config).get("", {})
+    except argparse.ArgumentTypeError as exc:
+        sys.stderr.write("edgebench-runtime run: %s\n" % exc)
+        return EXIT["usage"]
+    try:
+        plan = Plan(
+            artifacts_dir=args.artifacts,
+            models=_csv(args.models),
+            providers=_csv(args.providers),
+            modes=_csv(args.modes),
+            images_dir=args.images,
+            count=args.count,
+            warmup=args.warmup,
+            threads=args.threads,
+            inter_op_threads=args.inter_op_threads,
+            graph_optimization_level=args.graph_opt,
+            provider_options=options,
+            session_config=config,
+            timeout_s=args.timeout,
+            cooldown=args.cooldown,
+            output_dir=args.output,
+            force=args.force,
+            memory_limit_mb=args.memory_limit_mb,
+            child_prefix=shlex.split(args.child_prefix) if args.child_prefix else None,
+            telemetry_interval=args.telemetry_interval,
+            use_cv2={"auto": None, "cv2": True, "pillow": False}[args.decode],
+            progress={"auto": None, "always": True, "never": False}[args.progress],
+            log=(lambda text: None) if args.quiet else None,
+        )
+        return run_plan(plan)
+    except ValueError as exc:  # cooldown policy parsing
+        sys.stderr.write("edgebench-runtime run: %s\n" % exc)
+        return EXIT["usage"]
+    except UsageError as exc:
+        sys.stderr.write("edgebench-runtime run: %s\n" % exc)
+        return EXIT["usage"]
+    except InputError as exc:
+        sys.stderr.write("edgebench-runtime run: %s\n" % exc)
+        return EXIT["input"]
+
+
+def _verify(args):
+    from .manifest import ArtifactError, verify_artifact
+
+    code = 0
+    for directory in args.artifacts:
+        if not os.path.isdir(directory):
+            sys.stdout.write("%s: missing\n" % directory)
+            code = max(code, 3)
+            continue
+        try:
+            verify_artifact(directory)
+            sys.stdout.write("%s: ok\n" % directory)
+        except ArtifactError as exc:
+            sys.stdout.write("%s: CORRUPT: %s\n" % (directory, exc))
+            code = 4
+    return code
+
+
+def _summarize(args):
+    from .results import atomic_write_json, read_json, read_timings, summarize_rows
+
+    code = 0
+    for directory in args.result_dirs:
+        path = os.path.join(directory, "summary.json")
+        summary = read_json(path)
+        if summary is None:
+            sys.stderr.write("%s: no summary.json\n" % directory)
+            code = 3
+            continue
+        rows = read_timings(os.path.join(directory, "timings.csv"))
+        summary.update(summarize_rows(rows, cold=summary.get("mode") == "cold"))
+        summary["images"]["measured"] = int(rows["index"].size)
+        atomic_write_json(path, summary)
+        sys.stdout.write(
+            json.dumps({"dir": directory, "fps": summary.get("fps"), "status": summary.get("status")}) + "\n"
+        )
+    return code
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "probe":
+            from .probe import main as probe_main
+
+            return probe_main(args.output)
+        if args.command == "verify":
+            return _verify(args)
+        if args.command == "summarize":
+            return _summarize(args)
+        if args.command == "_child":
+            from .bench import run_child
+
+            return run_child(args.job)
+        parser.print_help()
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,819 @@
+"""The parent side of ``edgebench-runtime run``: one supervised child per model x provider x mode.
+
+For every run the supervisor decides (resume rules), prepares the result directory, waits the
+cooldown, starts the child (``python -m edgebench_runtime _child JOB``), samples telemetry of the
+child, keeps status.json fresh, enforces the timeout and classifies how the child ended:
+
+* the child wrote its final summary.json: that is the truth (complete, failed, oom via
+  MemoryError/allocation failure, skipped);
+* killed by SIGKILL: ``oom`` when the kernel's OOM evidence is found (the child's memory cgroup
+  ``oom_kill`` counter rose, or /dev/kmsg names the pid), otherwise ``failed``;
+* killed by the timeout: ``timeout``; any other death: ``failed`` with the child's log tail.
+
+Resume rules (without ``--force``): complete with at least the requested rows -> skipped over
+("already complete"); anything else with rows -> continued from the next image (a torn last line
+is dropped first); settings that differ from the existing rows' -> refused, the files untouched.
+``skipped`` results are re-evaluated. ``--force`` deletes the run's files and redoes it.
+
+Python 3.6 compatible.
+"""
+
+import datetime
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from .bench import CHILD_EXIT, ImageSourceError, compose_summary, list_images
+from .cooldown import parse_policy
+from .manifest import ArtifactError, load_manifest, verify_artifact
+from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings
+from .telemetry import Sampler, summarize_telemetry
+
+__all__ = [
+    "EXIT",
+    "InputError",
+    "Plan",
+    "UsageError",
+    "kmsg_oom_evidence",
+    "memory_cgroup",
+    "oom_kill_count",
+    "run_plan",
+]
+
+EXIT = {"ok": 0, "internal": 1, "usage": 2, "input": 3, "incomplete": 4, "interrupted": 130}
+MODES = ("warm", "cold")
+BAD_STATUSES = ("failed", "oom", "timeout", "partial")
+#: summary.json is first written padded to this size, so that the final summary can be rewritten in
+#: place when the disk fills up during the run.
+SUMMARY_RESERVE_BYTES = 16384
+
+
+class UsageError(Exception):
+    """Bad arguments: unknown provider or mode, bad cooldown policy (exit 2)."""
+
+
+class InputError(Exception):
+    """Missing artifacts/model/images, output dir not writable (exit 3)."""
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _iso(when=None):
+    return datetime.datetime.fromtimestamp(
+        time.time() if when is None else when, datetime.timezone.utc
+    ).isoformat()
+
+
+class Plan(object):
+    """Everything ``run`` needs; the CLI fills it from arguments."""
+
+    def __init__(
+        self,
+        artifacts_dir,
+        models,
+        providers=("cpu",),
+        modes=("warm",),
+        images_dir=None,
+        count=100,
+        warmup=10,
+        threads=None,
+        inter_op_threads=None,
+        graph_optimization_level="all",
+        provider_options=None,
+        session_config=None,
+        timeout_s=None,
+        cooldown="none",
+        output_dir="results",
+        force=False,
+        memory_limit_mb=None,
+        child_prefix=None,
+        telemetry_interval=1.0,
+        use_cv2=None,
+        progress=None,
+        fsync_interval=1.0,
+        status_interval=1.0,
+        log=None,
+    ):
+        self.artifacts_dir = str(artifacts_dir)
+        self.models = list(models)
+        self.providers = list(providers)
+        self.modes = list(modes)
+        self.images_dir = str(images_dir) if images_dir else os.path.join(self.artifacts_dir, "images")
+        self.count = int(count)
+        self.warmup = int(warmup)
+        self.threads = threads
+        self.inter_op_threads = inter_op_threads
+        self.graph_optimization_level = graph_optimization_level
+        self.provider_options = dict(provider_options or {})
+        self.session_config = dict(session_config or {})
+        self.timeout_s = timeout_s
+        self.cooldown = parse_policy(cooldown) if isinstance(cooldown, str) else cooldown
+        self.output_dir = str(output_dir)
+        self.force = bool(force)
+        self.memory_limit_mb = memory_limit_mb
+        self.child_prefix = list(child_prefix or [])
+        self.telemetry_interval = telemetry_interval
+        self.use_cv2 = use_cv2
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.fsync_interval = fsync_interval
+        self.status_interval = status_interval
+        self.log = log or (lambda text: sys.stderr.write(text + "\n"))
+
+    def backend_options(self, provider):
+        family = provider.split("-", 1)[0]
+        return {
+            "threads": self.threads,
+            "inter_op_threads": self.inter_op_threads,
+            "graph_optimization_level": self.graph_optimization_level,
+            "provider_options": dict(self.provider_options.get(family, {})),
+            "session_config": self.session_config,
+        }
+
+
+def validate(plan):
+    """Raise UsageError / InputError before anything runs; returns the image list."""
+    from .backends import known_families, parse_provider
+
+    if plan.count < 1:
+        raise UsageError("--count must be at least 1")
+    if plan.warmup < 0:
+        raise UsageError("--warmup must be >= 0")
+    for mode in plan.modes:
+        if mode not in MODES:
+            raise UsageError("unknown mode %r (known: %s)" % (mode, ", ".join(MODES)))
+    for provider in plan.providers:
+        if parse_provider(provider)[0] not in known_families():
+            raise UsageError("unknown provider %r (known: cpu, cuda, tensorrt[-fp32|-fp16|-int8])" % provider)
+    if not os.path.isdir(plan.artifacts_dir):
+        raise InputError("artifacts directory %s does not exist" % plan.artifacts_dir)
+    available = sorted(
+        name
+        for name in os.listdir(plan.artifacts_dir)
+        if os.path.isfile(os.path.join(plan.artifacts_dir, name, "manifest.json"))
+    )
+    if plan.models in (["all"], []):
+        plan.models = available
+        if not available:
+            raise InputError("no artifacts (directories with manifest.json) in %s" % plan.artifacts_dir)
+    for model in plan.models:
+        if model not in available:
+            import difflib
+
+            close = difflib.get_close_matches(model, available, 3)
+            raise InputError(
+                "unknown model %r: no %s/%s/manifest.json%s"
+                % (
+                    model,
+                    plan.artifacts_dir,
+                    model,
+                    (" (did you mean %s?)" % ", ".join(close))
+                    if close
+                    else (" (available: %s)" % ", ".join(available[:20]) if available else ""),
+                )
+            )
+    try:
+        images = list_images(plan.images_dir)
+    except ImageSourceError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        if not os.path.isdir(plan.output_dir):
+            os.makedirs(plan.output_dir)
+        probe_path = os.path.join(plan.output_dir, ".write-test-%d" % os.getpid())
+        with open(probe_path, "w") as handle:
+            handle.write("ok")
+        os.unlink(probe_path)
+    except (IOError, OSError) as exc:
+        raise InputError("output directory %s is not writable: %s" % (plan.output_dir, exc)) from None
+    return images
+
+
+class StatusFile(object):
+    """status.json at the output root: rewritten atomically; write errors never stop the run."""
+
+    def __init__(self, plan, total_jobs):
+        self.path = os.path.join(plan.output_dir, "status.json")
+        self.data = {
+            "schema_version": SCHEMA_VERSION,
+            "state": "running",
+            "pid": os.getpid(),
+            "started": _iso(),
+            "updated": None,
+            "output_dir": os.path.abspath(plan.output_dir),
+            "plan": {
+                "models": plan.models,
+                "providers": plan.providers,
+                "modes": plan.modes,
+                "count": plan.count,
+                "warmup": plan.warmup,
+            },
+            "jobs_total": total_jobs,
+            "jobs_done": 0,
+            "counts": {},
+            "current": None,
+            "eta_s": None,
+            "eta": None,
+            "errors": [],
+        }
+        self.warned = False
+
+    def finish_job(self, status):
+        self.data["jobs_done"] += 1
+        self.data["counts"][status] = self.data["counts"].get(status, 0) + 1
+        self.data["current"] = None
+
+    def write(self, **changes):
+        self.data.update(changes)
+        now = time.time()
+        self.data["updated"] = _iso(now)
+        current = self.data.get("current")
+        eta = None
+        if current and current.get("eta_s") is not None:
+            remaining_jobs = self.data["jobs_total"] - self.data["jobs_done"] - 1
+            eta = current["eta_s"] + max(0, remaining_jobs) * (current.get("job_estimate_s") or 0)
+        self.data["eta_s"] = eta
+        self.data["eta"] = _iso(now + eta) if eta is not None else None
+        try:
+            atomic_write_json(self.path, self.data)
+        except (IOError, OSError) as exc:
+            if not self.warned:
+                self.warned = True
+                sys.stderr.write("edgebench-runtime: cannot update %s: %s\n" % (self.path, exc))
+
+
+class RowCounter(object):
+    """Counts complete lines of a growing timings.csv without rereading it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def rows(self):
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except (IOError, OSError):
+            return max(0, self.lines - 1)
+        end = data.rfind(b"\n") + 1
+        self.lines += data[:end].count(b"\n")
+        self.offset += end
+        return max(0, self.lines - 1)
+
+
+class ProgressBar(object):
+    def __init__(self, enabled, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.active = False
+
+    def show(self, label, done, total, rate, eta):
+        if not self.enabled:
+            return
+        width = 24
+        filled = int(width * done / float(total)) if total else 0
+        eta_text = "%d:%02d" % (eta // 60, eta % 60) if eta is not None else "?"
+        self.stream.write(
+            "\r%s %d/%d |%s%s| %.1f img/s ETA %s "
+            % (label, done, total, "#" * filled, " " * (width - filled), rate or 0.0, eta_text)
+        )
+        self.stream.flush()
+        self.active = True
+
+    def end(self):
+        if self.enabled and self.active:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.active = False
+
+
+# --- out-of-memory evidence ---------------------------------------------------------------------
+
+
+def memory_cgroup(pid):
+    """(version, directory) of the memory cgroup of ``pid``, or None."""
+    try:
+        with open("/proc/%d/cgroup" % pid) as handle:
+            lines = handle.read().splitlines()
+    except (IOError, OSError):
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and "memory" in parts[1].split(","):
+            return 1, os.path.join("/sys/fs/cgroup/memory", parts[2].lstrip("/"))
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[0] == "0" and parts[1] == "":
+            return 2, os.path.join("/sys/fs/cgroup", parts[2].lstrip("/"))
+    return None
+
+
+def oom_kill_count(cgroup):
+    if not cgroup:
+        return None
+    version, directory = cgroup
+    name = "memory.oom_control" if version == 1 else "memory.events"
+    try:
+        with open(os.path.join(directory, name)) as handle:
+            text = handle.read()
+    except (IOError, OSError):
+        return None
+    match = re.search(r"^oom_kill (\d+)", text, re.M)
+    return int(match.group(1)) if match else None
+
+
+def kmsg_oom_evidence(pid, limit_bytes=8 << 20):
+    """A kernel log line saying the OOM killer killed ``pid``, or None (also when unreadable)."""
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    pattern = re.compile(
+        r"(Killed process %d\b|oom-kill:.*\bpid=%d\b|Memory cgroup out of memory: Killed process %d\b)"
+        % (pid, pid, pid)
+    )
+    found = None
+    total = 0
+    try:
+        while total < limit_bytes:
+            try:
+                record = os.read(fd, 8192)
+            except OSError as exc:
+                if exc.errno == 32:  # EPIPE: record overwritten while reading; go on
+                    continue
+                break
+            if not record:
+                break
+            total += len(record)
+            text = record.decode("utf-8", "replace")
+            if pattern.search(text):
+                found = text.split(";", 1)[-1].strip()
+    finally:
+        os.close(fd)
+    return found
+
+
+# --- one job ----------------------------------------------------------------------------------
+
+
+def _settings(plan, provider, manifest_sha):
+    return {
+        "backend_options": plan.backend_options(provider),
+        "warmup": plan.warmup,
+        "model_sha256": manifest_sha,
+        "use_cv2": plan.use_cv2,
+        "memory_limit_mb": plan.memory_limit_mb,
+    }
+
+
+def _clear(result_dir):
+    for name in os.listdir(result_dir):
+        if name in ("timings.csv", "summary.json", "job.json", "child.log") or name.startswith("telemetry"):
+            os.unlink(os.path.join(result_dir, name))
+
+
+def _preexec(memory_limit_mb):
+    def apply():
+        if memory_limit_mb:
+            import resource
+
+            limit = int(memory_limit_mb) * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def _log_tail(path, size=3000):
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return ""
+
+
+class Supervisor(object):
+    def __init__(self, plan):
+        self.plan = plan
+        self.results = []
+        self.ran_any = False
+        self.interrupted = False
+
+    def log(self, text):
+        self.plan.log(text)
+
+    def run(self):
+        plan = self.plan
+        images = validate(plan)
+        jobs = [(m, p, mode) for m in plan.models for p in plan.providers for mode in plan.modes]
+        self.status = StatusFile(plan, len(jobs))
+        self.status.write()
+        self.progress = ProgressBar(plan.progress)
+        try:
+            from .probe import probe
+
+            atomic_write_json(os.path.join(plan.output_dir, "env.json"), probe())
+        except Exception as exc:  # the probe must not stop a run
+            self.log("warning: device probe failed: %s" % exc)
+        if plan.cooldown.kind == "thermal":
+            baseline = plan.cooldown.measure_baseline()
+            self.log(
+                "thermal cooldown baseline: %s" % ("%.1f C" % baseline if baseline is not None else "none")
+            )
+        previous = {}
+        old_handler = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum, frame):
+            raise KeyboardInterrupt()
+
+        try:
+            signal.signal(signal.SIGTERM, on_term)
+        except ValueError:  # not the main thread
+            old_handler = None
+        try:
+            for model in plan.models:
+                manifest, artifact_error = self._verify(model, previous)
+                for provider in plan.providers:
+                    from .backends import provider_availability
+
+                    ok, reason = provider_availability(provider)
+                    for mode in plan.modes:
+                        status = self._guarded_job(
+                            model, provider, mode, images, manifest, artifact_error, None if ok else reason
+                        )
+                        self.results.append((model, provider, mode, status))
+                        self.status.finish_job(status)
+                        self.status.write()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.progress.end()
+            self.log("interrupted: partial results are kept; rerun to continue")
+            self.status.write(state="interrupted", current=None)
+            return EXIT["interrupted"]
+        finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGTERM, old_handler)
+        self.status.write(state="finished", current=None)
+        if any(status in BAD_STATUSES or status == "conflict" for _m, _p, _mo, status in self.results):
+            return EXIT["incomplete"]
+        return EXIT["ok"]
+
+    def _guarded_job(self, model, provider, *args):
+        try:
+            return self._job(model, provider, *args)
+        except (IOError, OSError) as exc:  # e.g. a full disk while preparing: this run fails, not all
+            self.log("%s %s: failed: %s" % (model, provider, exc))
+            return "failed"
+
+    def _verify(self, model, cache):
+        artifact_dir = os.path.join(self.plan.artifacts_dir, model)
+        try:
+            manifest = load_manifest(artifact_dir)
+            verify_artifact(artifact_dir, manifest)
+            return manifest, None
+        except ArtifactError as exc:
+            self.log("%s: artifact check failed: %s" % (model, exc))
+            return None, "artifact check failed: %s" % exc
+
+    def _base_job(self, model, provider, mode, images, manifest, result_dir):
+        plan = self.plan
+        artifact_dir = os.path.join(plan.artifacts_dir, model)
+        job = {
+            "schema_version": SCHEMA_VERSION,
+            "model": model,
+            "provider": provider,
+            "mode": mode,
+            "artifact_dir": artifact_dir,
+            "result_dir": result_dir,
+            "count": plan.count,
+            "warmup": plan.warmup,
+            "images_dir": plan.images_dir,
+            "source_files": len(images),
+            "images": images,
+            "use_cv2": plan.use_cv2,
+            "fsync_interval": plan.fsync_interval,
+            "backend_options": plan.backend_options(provider),
+            "segments_before": [],
+        }
+        if manifest is not None:
+            model_file = manifest.get("model_file", "model.onnx")
+            sha = (manifest.get("files", {}).get(model_file) or {}).get("sha256")
+            job.update(
+                {
+                    "manifest": manifest,
+                    "task": manifest.get("task"),
+                    "decoder": (manifest.get("decoder") or {}).get("name"),
+                    "weights": manifest.get("weights"),
+                    "artifact": {
+                        "dir": os.path.abspath(artifact_dir),
+                        "model_file": model_file,
+                        "sha256": sha,
+                        "verified": True,
+                    },
+                    "settings": _settings(plan, provider, sha),
+                }
+            )
+        else:
+            job.update(
+                {
+                    "manifest": None,
+                    "artifact": {"dir": os.path.abspath(artifact_dir), "verified": False},
+                    "settings": _settings(plan, provider, None),
+                }
+            )
+        return job
+
+    def _job(self, model, provider, mode, images, manifest, artifact_error, unavailable):
+        plan = self.plan
+        label = "%s %s-%s" % (model, provider, mode)
+        result_dir = os.path.join(plan.output_dir, model, "%s-%s" % (provider, mode))
+        if not os.path.isdir(result_dir):
+            os.makedirs(result_dir)
+        summary_path = os.path.join(result_dir, "summary.json")
+        timings_path = os.path.join(result_dir, "timings.csv")
+        if plan.force:
+            _clear(result_dir)
+        job = self._base_job(model, provider, mode, images, manifest, result_dir)
+        existing = read_json(summary_path)
+        try:
+            rows = repair_timings(timings_path)
+        except ValueError as exc:
+            self.log("%s: %s; use --force to start over" % (label, exc))
+            return "conflict"
+        if artifact_error or unavailable:
+            status = "failed" if artifact_error else "skipped"
+            if (
+                existing
+                and existing.get("status") == "complete"
+                and rows >= plan.count
+                and not artifact_error
+            ):
+                self.log("%s: already complete" % label)
+                return "complete"
+            job["segments_before"] = list((existing or {}).get("segments") or [])
+            atomic_write_json(
+                summary_path, compose_summary(job, status, reason=artifact_error or unavailable)
+            )
+            self.log("%s: %s: %s" % (label, status, artifact_error or unavailable))
+            return status
+        previous_job = read_json(os.path.join(result_dir, "job.json"))
+        if rows and previous_job and previous_job.get("settings") != job["settings"]:
+            self.log(
+                "%s: existing rows were measured with other settings (%s vs %s): not mixing them; "
+                "use --force to redo"
+                % (
+                    label,
+                    json.dumps(previous_job.get("settings"), sort_keys=True),
+                    json.dumps(job["settings"], sort_keys=True),
+                )
+            )
+            return "conflict"
+        if existing and existing.get("status") == "complete" and rows >= plan.count:
+            self.log("%s: already complete (%d images)" % (label, rows))
+            return "complete"
+        job["segments_before"] = list((existing or {}).get("segments") or [])
+        if rows >= plan.count:
+            summary = compose_summary(job, "complete")
+            atomic_write_json(summary_path, summary)
+            self.log("%s: complete (rows were all written before the interruption)" % label)
+            return "complete"
+        timings = read_timings(timings_path) if rows else None
+        job["start_index"] = rows
+        job["seq_start"] = int(timings["seq"][-1]) + 1 if rows else 0
+        job["segment"] = len(job["segments_before"])
+        cooldown = None
+        if self.ran_any and plan.cooldown.kind != "none":
+            self.log("cooldown %s ..." % plan.cooldown.describe())
+            cooldown = plan.cooldown.wait()
+        self.ran_any = True
+        if rows:
+            self.log("%s: resuming at image %d of %d" % (label, rows, plan.count))
+        # The "in progress" summary: what a crash of everything leaves (a partial result), and the
+        # space the final summary reuses on a full disk.
+        job_path = os.path.join(result_dir, "job.json")
+        try:
+            atomic_write_json(
+                summary_path,
+                compose_summary(job, "partial", reason="in progress"),
+                reserve_bytes=SUMMARY_RESERVE_BYTES,
+            )
+            atomic_write_json(job_path, job)
+        except (IOError, OSError) as exc:
+            self.log("%s: failed: cannot prepare %s: %s" % (label, result_dir, exc))
+            return "failed"
+        return self._supervise(job, job_path, label, cooldown)
+
+    def _supervise(self, job, job_path, label, cooldown):
+        plan = self.plan
+        result_dir = job["result_dir"]
+        summary_path = os.path.join(result_dir, "summary.json")
+        log_path = os.path.join(result_dir, "child.log")
+        command = [*plan.child_prefix, sys.executable, "-m", "edgebench_runtime", "_child", job_path]
+        env = dict(os.environ)
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = package_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        started = time.time()
+        with open(log_path, "ab") as log_handle:
+            log_handle.write(("--- segment %d %s\n" % (job["segment"], _iso(started))).encode("utf-8"))
+            log_handle.flush()
+            child = subprocess.Popen(
+                command,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_preexec(plan.memory_limit_mb),
+                close_fds=True,
+            )
+        sampler = None
+        if plan.telemetry_interval and plan.telemetry_interval > 0:
+            try:
+                sampler = Sampler(
+                    os.path.join(result_dir, "telemetry.csv"),
+                    plan.telemetry_interval,
+                    pid=child.pid,
+                    segment=job["segment"],
+                ).start()
+            except (IOError, OSError) as exc:
+                self.log("%s: telemetry disabled: %s" % (label, exc))
+        counter = RowCounter(os.path.join(result_dir, "timings.csv"))
+        cgroup = None
+        oom_before = None
+        timed_out = False
+        last_status = 0.0
+        first_row_at = None
+        rows_at_start = job["start_index"]
+        interrupted = None
+        try:
+            while True:
+                try:
+                    code = child.poll()
+                    if code is not None:
+                        break
+                    seen = memory_cgroup(child.pid)  # re-read: a prefix may move the child
+                    if seen is not None and seen != cgroup:
+                        cgroup, oom_before = seen, oom_kill_count(seen)
+                    now = time.time()
+                    if plan.timeout_s and now - started > plan.timeout_s:
+                        timed_out = True
+                        self._stop_child(child)
+                        continue
+                    if now - last_status >= plan.status_interval:
+                        last_status = now
+                        done = counter.rows()
+                        if done > rows_at_start and first_row_at is None:
+                            first_row_at = (now, done)
+                        self._report(job, label, started, done, first_row_at, now, child.pid)
+                    time.sleep(0.1 if now - started < 2 else 0.25)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    self._stop_child(child, first=signal.SIGINT)
+        finally:
+            if child.poll() is None:
+                self._stop_child(child)
+            if sampler is not None:
+                sampler.stop()
+            self.progress.end()
+        summary = self._classify(job, child, timed_out, interrupted, cgroup, oom_before, log_path, started)
+        windows = []
+        for segment in summary.get("segments") or []:
+            if segment.get("measure_started_unix") and segment.get("measure_ended_unix"):
+                windows.append(
+                    (segment["measure_started_unix"], segment["measure_ended_unix"], segment.get("images", 0))
+                )
+        telemetry = summarize_telemetry(os.path.join(result_dir, "telemetry.csv"), windows)
+        summary["throttling"] = telemetry.pop("throttling")
+        summary["energy"] = telemetry.pop("energy")
+        telemetry["interval_s"] = plan.telemetry_interval
+        telemetry["collector_errors"] = sampler.errors[:20] if sampler is not None else []
+        summary["telemetry"] = telemetry
+        summary["cooldown"] = cooldown or {"policy": plan.cooldown.describe(), "waited_s": 0.0}
+        try:
+            atomic_write_json(summary_path, summary)
+        except (IOError, OSError) as exc:
+            self.log("%s: cannot write summary.json: %s" % (label, exc))
+        status = summary["status"]
+        self.log(
+            "%s: %s%s (%d/%d images)"
+            % (
+                label,
+                status,
+                (": " + summary["reason"]) if summary.get("reason") else "",
+                summary["images"]["measured"],
+                job["count"],
+            )
+        )
+        if interrupted:
+            raise KeyboardInterrupt()
+        return status
+
+    def _report(self, job, label, started, done, first_row_at, now, pid):
+        total = job["count"]
+        rate = eta = None
+        if first_row_at is not None and now > first_row_at[0] and done > first_row_at[1]:
+            rate = (done - first_row_at[1]) / (now - first_row_at[0])
+            eta = (total - done) / rate if rate > 0 else None
+        estimate = (now - started) + (eta or 0) if eta is not None else None
+        current = {
+            "child_pid": pid,
+            "model": job["model"],
+            "provider": job["provider"],
+            "mode": job["mode"],
+            "images_done": done,
+            "images_total": total,
+            "started": _iso(started),
+            "rate_images_per_s": rate,
+            "eta_s": eta,
+            "job_estimate_s": estimate,
+        }
+        self.status.write(current=current)
+        self.progress.show(label, done, total, rate, eta)
+
+    def _stop_child(self, child, first=signal.SIGTERM, grace=5.0):
+        try:
+            child.send_signal(first)
+        except OSError:
+            return
+        deadline = time.time() + grace
+        while time.time() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    def _classify(self, job, child, timed_out, interrupted, cgroup, oom_before, log_path, started):
+        code = child.returncode
+        summary_path = os.path.join(job["result_dir"], "summary.json")
+        written = read_json(summary_path)
+        segments = (written or {}).get("segments") or []
+        own = segments[-1] if len(segments) == len(job["segments_before"]) + 1 else None
+        rows = read_timings(os.path.join(job["result_dir"], "timings.csv"))
+        seg_rows = int((rows["segment"] == job["segment"]).sum()) if rows["segment"].size else 0
+        if own is not None and own.get("pid") == child.pid and "exit" in own and not timed_out:
+            own["images"] = seg_rows
+            own["exit_code"] = code
+            return written
+        segment = (
+            own
+            if own is not None and own.get("pid") == child.pid
+            else {
+                "segment": job["segment"],
+                "pid": child.pid,
+                "start_index": job["start_index"],
+                "started": _iso(started),
+            }
+        )
+        segment.update({"images": seg_rows, "exit_code": code, "finished": _iso()})
+        tail = _log_tail(log_path)
+        error = tail[-2000:] or None
+        if timed_out:
+            status, reason = (
+                "timeout",
+                "timed out after %g s; %d of %d images measured"
+                % (self.plan.timeout_s, int(rows["index"].size), job["count"]),
+            )
+        elif interrupted:
+            status, reason = "partial", "interrupted by the user"
+        elif code is not None and code < 0:
+            signame = _signal_name(-code)
+            evidence = None
+            if -code == signal.SIGKILL:
+                after = oom_kill_count(cgroup)
+                if after is not None and oom_before is not None and after > oom_before:
+                    evidence = "memory cgroup %s oom_kill %d -> %d" % (cgroup[1], oom_before, after)
+                elif after and oom_before is None:
+                    evidence = "memory cgroup %s oom_kill = %d" % (cgroup[1], after)
+                else:
+                    evidence = kmsg_oom_evidence(child.pid)
+            if evidence:
+                status, reason = "oom", "killed by SIGKILL: kernel OOM killer (%s)" % evidence
+            else:
+                status, reason = "failed", "killed by %s (no out-of-memory evidence found)" % signame
+        elif code == CHILD_EXIT["oom"] or "MemoryError" in tail or "bad_alloc" in tail:
+            status, reason = "oom", "out of memory (MemoryError in the child; exit %s)" % code
+        elif code == CHILD_EXIT["skipped"]:
+            status, reason = "skipped", "provider unavailable (see child.log)"
+        else:
+            status, reason = "failed", "child exited with code %s without a summary" % code
+        segment["exit"] = status
+        segment.setdefault("measure_ended_unix", time.time())
+        job = dict(job)
+        return compose_summary(job, status, reason=reason, error=error, segment=segment)
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except (ValueError, AttributeError):
+        return "signal %d" % number
+
+
+def run_plan(plan):
+    """Run a Plan; returns the exit code (see EXIT). Raises UsageError/InputError."""
+    return Supervisor(plan).run()

@@ -1,0 +1,145 @@
+"""The task pipeline interface and the decoder registry.
+
+A ``Pipeline`` is built from an artifact's manifest. Per image the measured loop calls
+
+    feeds, geometry = pipeline.preprocess(image)     # timed as pre_ms
+    outputs = backend.infer(feeds)                   # timed as infer_ms
+    result = pipeline.postprocess(outputs, geometry) # timed as post_ms
+    pipeline.brief(result)                           # untimed: the short text in timings.csv
+
+Pre-processing is always ``imaging.Preprocessor`` (resize mode, crop/letterbox, mean/std, colour
+order as the manifest says). Post-processing is the decoder named by the manifest's
+``decoder.name``. A decoder is a subclass of ``Decoder`` registered under its name:
+
+    @register_decoder("yolox")
+    class YoloxDecoder(Decoder):
+        def __call__(self, outputs, geometry): ...
+
+Modules placed in ``edgebench_runtime/tasks/`` are imported by the package, so a new decoder plugs
+in by adding its file; nothing else changes. ``geometry`` (from the Preprocessor) maps original
+pixels to network pixels, ``net = orig * scale + offset`` per axis (y, x), so decoders report in
+original-image coordinates.
+
+Python 3.6 compatible.
+"""
+
+import numpy as np
+
+from ..imaging import Preprocessor
+
+__all__ = [
+    "Decoder",
+    "Pipeline",
+    "UnknownDecoder",
+    "get_decoder_class",
+    "known_decoders",
+    "register_decoder",
+]
+
+_DECODERS = {}
+
+
+class UnknownDecoder(KeyError):
+    pass
+
+
+def register_decoder(name):
+    """Class decorator registering a Decoder subclass under ``name``."""
+
+    def wrap(cls):
+        if name in _DECODERS and _DECODERS[name] is not cls:
+            raise ValueError("decoder %r registered twice (%s, %s)" % (name, _DECODERS[name], cls))
+        cls.name = name
+        _DECODERS[name] = cls
+        return cls
+
+    return wrap
+
+
+def known_decoders():
+    return sorted(_DECODERS)
+
+
+def get_decoder_class(name):
+    try:
+        return _DECODERS[name]
+    except KeyError:
+        raise UnknownDecoder(
+            "unknown decoder %r (this runtime knows: %s)" % (name, ", ".join(known_decoders()))
+        ) from None
+
+
+class Decoder(object):
+    """Turns raw outputs into the task result. One instance per model run.
+
+    ``params`` is the manifest's ``decoder`` block (thresholds, strides, ...). Subclasses may
+    precompute and cache anything per input size (grids, anchors) in ``__init__`` or lazily.
+    """
+
+    name = None
+
+    def __init__(self, manifest, params=None):
+        self.manifest = manifest
+        self.params = dict(params or {})
+        self.labels = manifest.get("labels") or []
+        self.output_names = [item["name"] for item in manifest.get("outputs", [])]
+        self.input_names = [item["name"] for item in manifest.get("inputs", [])]
+
+    def feeds(self, tensor, geometry, input_names):
+        """The backend feeds for one image. Models with extra inputs (e.g. an ``image_shape``
+        input of ONNX-zoo tiny-YOLOv3) override this; the call is inside ``pre_ms``."""
+        return {input_names[0]: tensor}
+
+    def __call__(self, outputs, geometry):
+        raise NotImplementedError
+
+    def brief(self, result):
+        """A short, CSV-safe text for timings.csv (no commas or newlines); untimed."""
+        return ""
+
+
+class Pipeline(object):
+    """Pre-processing + decoder for one artifact."""
+
+    def __init__(self, manifest, input_names=None, use_cv2=None):
+        self.manifest = manifest
+        spec = manifest.get("input") or {}
+        inputs = manifest.get("inputs") or []
+        height, width = spec.get("height"), spec.get("width")
+        layout = spec.get("layout", "NCHW")
+        if (height is None or width is None) and inputs:
+            shape = inputs[0]["shape"]
+            height, width = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+        self.preprocessor = Preprocessor(manifest.get("preprocess") or {}, height, width, layout, use_cv2)
+        decoder_spec = dict(manifest.get("decoder") or {"name": "raw"})
+        name = decoder_spec.pop("name", "raw")
+        self.decoder = get_decoder_class(name)(manifest, decoder_spec)
+        self.input_names = list(input_names or [item["name"] for item in inputs])
+        if not self.input_names:
+            raise ValueError("the manifest lists no inputs")
+        dtype = (inputs[0].get("dtype") if inputs else None) or "float32"
+        if dtype != "float32":
+            raise ValueError("input dtype %s: this runtime feeds float32 only" % dtype)
+
+    @property
+    def decoder_name(self):
+        return self.decoder.name
+
+    def preprocess(self, image):
+        tensor, geometry = self.preprocessor(image)
+        return self.decoder.feeds(tensor, geometry, self.input_names), geometry
+
+    def postprocess(self, outputs, geometry):
+        return self.decoder(outputs, geometry)
+
+    def brief(self, result):
+        return self.decoder.brief(result)
+
+
+def softmax(logits, axis=-1):
+    """Numerically stable softmax that keeps float32."""
+    logits = np.asarray(logits, dtype=np.float32)
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=axis, keepdims=True)
+    return shifted

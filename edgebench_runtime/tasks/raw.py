@@ -1,0 +1,14 @@
+"""``raw``: no post-processing; the outputs are discarded. For any custom ONNX model.
+
+Python 3.6 compatible.
+"""
+
+from .base import Decoder, register_decoder
+
+__all__ = ["RawDecoder"]
+
+
+@register_decoder("raw")
+class RawDecoder(Decoder):
+    def __call__(self, outputs, geometry):
+        return None
