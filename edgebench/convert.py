@@ -33,11 +33,16 @@ from edgebench.onnx_tools import (
     narrow_int64,
 )
 from edgebench.verify import onnx_runner, parity
+from edgebench_runtime.correctness import DEFAULT_TOLERANCES, REFERENCE_BLOCK
+from edgebench_runtime.imaging import Preprocessor, decode_image
 
 __all__ = ["ConversionError", "ConvertResult", "convert", "convert_one"]
 
 MODEL_FILE = "model.onnx"
 INT32_FILE = "model.int32.onnx"
+REFERENCE_FILE = "reference.npz"
+# How many of the default photos (sorted by name) get stored reference outputs.
+REFERENCE_IMAGES = 3
 EXPORTER = "torch.onnx.export(dynamo=False)"
 
 
@@ -148,6 +153,50 @@ def _int32_variant(model: onnx.ModelProto, path: Path) -> tuple[Path, str] | Non
     return None
 
 
+def _reference_outputs(
+    entry: ModelEntry, runner: Callable, images: list[Path], output_names: list[str], path: Path
+) -> dict:
+    """Write ``reference.npz`` (ONNX Runtime CPU on a few default photos) and return the manifest's
+    ``reference_outputs`` block; the device compares every provider against it before timing."""
+    import onnxruntime
+
+    preprocess = Preprocessor(
+        entry.preprocess, entry.input["height"], entry.input["width"], entry.input["layout"]
+    )
+    arrays: dict[str, np.ndarray] = {}
+    chosen = []
+    for index, image_path in enumerate(sorted(images)[:REFERENCE_IMAGES]):
+        image = decode_image(image_path)
+        tensor, _geometry = preprocess(image)
+        outputs = runner(tensor)
+        if len(outputs) != len(output_names):
+            raise ConversionError(
+                f"reference run gave {len(outputs)} outputs, the graph names {len(output_names)}"
+            )
+        arrays[f"input_{index}"] = tensor
+        for j, output in enumerate(outputs):
+            arrays[f"output_{index}_{j}"] = np.asarray(output)
+        chosen.append(
+            {
+                "name": image_path.name,
+                "sha256": artifacts.file_record(image_path)["sha256"],
+                "height": int(image.shape[0]),
+                "width": int(image.shape[1]),
+            }
+        )
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return {
+        "file": REFERENCE_FILE,
+        "producer": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider",
+        "model_file": MODEL_FILE,
+        "images": chosen,
+        "outputs": list(output_names),
+        "keys": {"input": "input_<image>", "output": "output_<image>_<output>"},
+        "tolerances": DEFAULT_TOLERANCES,
+    }
+
+
 def _source_file(entry: ModelEntry, catalog_dir: Path) -> Path | None:
     if entry.source_kind in ("onnx", "url"):
         from edgebench.sources import fetch_onnx
@@ -244,6 +293,10 @@ def _build(
         )
     checks["max_abs"] = max(checks["random"]["max_abs"], checks["images"]["max_abs"])
     files = {MODEL_FILE: artifacts.file_record(model_path)}
+    reference_block = _reference_outputs(
+        entry, runner, images, [item["name"] for item in outputs], staging / REFERENCE_FILE
+    )
+    files[REFERENCE_FILE] = artifacts.file_record(staging / REFERENCE_FILE)
     int32_file = None
     narrowed = _int32_variant(model, staging / INT32_FILE)
     if narrowed is not None:
@@ -279,6 +332,7 @@ def _build(
         "label_set": entry.labels,
         "nms_in_graph": entry.nms_in_graph,
         "reference": entry.reference,
+        REFERENCE_BLOCK: reference_block,
         "measured": {
             "params_m": round(count_parameters(model) / 1e6, 3),
             "onnx_bytes": files[MODEL_FILE]["size"],

@@ -249,6 +249,7 @@ def compose_summary(job, status, reason=None, error=None, segment=None, extra=No
         },
         "load_ms": first.get("load_ms"),
         "first_inference_ms": first.get("first_inference_ms"),
+        "correctness": _correctness_of(segments, status, reason),
         "segments": segments,
         "started": segments[0].get("started") if segments else None,
         "finished": _iso(time.time()),
@@ -261,6 +262,34 @@ def compose_summary(job, status, reason=None, error=None, segment=None, extra=No
     if extra:
         summary.update(extra)
     return summary
+
+
+def _check_correctness(backend, pipeline, job):
+    """The provider's verdict against the artifact's stored reference outputs (never raises except
+    MemoryError; a failing provider is still timed, and flagged in summary.json)."""
+    from .correctness import safe_check
+
+    return safe_check(
+        backend,
+        job["manifest"],
+        job["artifact_dir"],
+        job["provider"],
+        pipeline,
+        images_dir=job.get("reference_images_dir"),
+        use_cv2=job.get("use_cv2"),
+    )
+
+
+def _correctness_of(segments, status, reason):
+    """The latest segment's verdict; a run that never got to the check says why."""
+    from .correctness import not_checked
+
+    for item in reversed(segments):
+        if item.get("correctness"):
+            return item["correctness"]
+    if status == "complete":
+        return not_checked("no check was recorded for this run")
+    return not_checked("the run ended %s before the check%s" % (status, (": %s" % reason) if reason else ""))
 
 
 def _first_infer_of_segment(job, segment):
@@ -312,6 +341,10 @@ def run_child(job_path):
         images = job["images"]
         measured, warm_images, disjoint = split_warmup(images, job["warmup"] if job["mode"] == "warm" else 0)
         segment["warmup_disjoint"] = disjoint
+        if job["mode"] != "cold":
+            # Before timing; in cold mode after it, so that the first measured image stays the
+            # process's first inference.
+            segment["correctness"] = _check_correctness(backend, pipeline, job)
         if job["mode"] == "warm" and job["warmup"] > 0:
             first, mean = _warmup(backend, pipeline, warm_images, job["warmup"])
             segment["first_inference_ms"] = first
@@ -332,6 +365,8 @@ def run_child(job_path):
         segment["measure_ended_unix"] = time.time()
         writer.close()
         writer = None
+        if job["mode"] == "cold":
+            segment["correctness"] = _check_correctness(backend, pipeline, job)
     except BaseException as exc:  # classify everything, including MemoryError and KeyboardInterrupt
         code = CHILD_EXIT["failed"]
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):

@@ -5,6 +5,8 @@ Commands:
   probe    print the device fingerprint as JSON (Ansible facts; env.json)
   verify   check the sha256 of artifacts against their manifests
   summarize  recompute summary.json statistics of result directories from their timings.csv
+  engines  build (or find cached) TensorRT engines: one line per model x precision with
+           "built", "cached" or "skipped"; exit 0, 2 usage, 3 no TensorRT / missing input, 4 a failure
 
 Exit codes of ``run``:
   0    every run complete (or already complete) or skipped (provider unavailable here)
@@ -127,6 +129,22 @@ def build_parser():
     summarize = sub.add_parser("summarize", help="recompute statistics of result directories")
     summarize.add_argument("result_dirs", nargs="+")
 
+    engines = sub.add_parser(
+        "engines",
+        help="build (or find cached) TensorRT engines; one line per model x precision: built | cached",
+    )
+    engines.add_argument("--artifacts", required=True, help="artifacts directory (one folder per model)")
+    engines.add_argument("--models", required=True, help="comma-separated model names")
+    engines.add_argument(
+        "--precisions", default="fp16", help="comma-separated: fp32, fp16, int8 (default fp16)"
+    )
+    engines.add_argument(
+        "--workspace-mb", type=int, default=None, help="builder memory pool limit in MiB (default 1024)"
+    )
+    engines.add_argument("--engine-cache", default=None, help="engine directory (default ARTIFACT/engines)")
+    engines.add_argument("--calibration-images", default=None, help="image folder for int8 calibration")
+    engines.add_argument("--device-id", type=int, default=0)
+
     child = sub.add_parser("_child", help=argparse.SUPPRESS)
     child.add_argument("job")
     return parser
@@ -233,6 +251,18 @@ def main(argv=None):
             return _verify(args)
         if args.command == "summarize":
             return _summarize(args)
+        if args.command == "engines":
+            from .engines import DEFAULT_WORKSPACE_MB, build_engines
+
+            return build_engines(
+                args.artifacts,
+                _csv(args.models),
+                _csv(args.precisions),
+                workspace_mb=args.workspace_mb or DEFAULT_WORKSPACE_MB,
+                engine_cache=args.engine_cache,
+                calibration_images=args.calibration_images,
+                device_id=args.device_id,
+            )
         if args.command == "_child":
             from .bench import run_child
 

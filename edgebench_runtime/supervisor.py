@@ -699,14 +699,18 @@ class Supervisor(object):
         except (IOError, OSError) as exc:
             self.log("%s: cannot write summary.json: %s" % (label, exc))
         status = summary["status"]
+        verdict = summary.get("correctness") or {}
         self.log(
-            "%s: %s%s (%d/%d images)"
+            "%s: %s%s (%d/%d images)%s"
             % (
                 label,
                 status,
                 (": " + summary["reason"]) if summary.get("reason") else "",
                 summary["images"]["measured"],
                 job["count"],
+                ("; CORRECTNESS CHECK FAILED: %s" % verdict.get("reason"))
+                if verdict.get("passed") is False
+                else "",
             )
         )
         if interrupted:

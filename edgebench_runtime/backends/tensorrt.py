@@ -1,17 +1,64 @@
-"""The TensorRT seam (``tensorrt-fp32``, ``tensorrt-fp16``, ``tensorrt-int8``).
+"""TensorRT backend (``tensorrt-fp32``, ``tensorrt-fp16``, ``tensorrt-int8``) through the TensorRT
+Python API and pycuda.
 
-The backend itself (engine build and cache, pycuda buffers sized from the engine's I/O, the
-TensorRT 8.x and 10.x APIs) is the next issue's work. Until then this module reports the provider
-``skipped`` with the precise reason, so a plan naming TensorRT runs everywhere without faking it.
+``load`` builds the engine from the artifact (its int32 variant where present) or finds it in the
+engine cache (``engines.py``: keyed by ONNX sha256 + TensorRT version + GPU + precision + build
+options), then reads every input/output tensor's name, shape and dtype from the engine itself and
+allocates one page-locked host buffer and one device buffer per tensor, sized to it. ``infer``
+copies every input host->device, executes, copies every output device->host, all on one stream, and
+synchronises the stream before returning, so ``infer_ms`` holds the copies. The outputs returned
+are the page-locked buffers themselves (valid until the next ``infer``).
+
+Two API shapes, chosen by the TensorRT major version present:
+
+* TensorRT < 10 (JetPack 4.6: 8.2, JetPack 5: 8.5): binding indices (``num_bindings``,
+  ``get_binding_name/shape/dtype``, ``binding_is_input``, ``set_binding_shape``) and
+  ``execute_async_v2(bindings, stream_handle)``;
+* TensorRT >= 10: tensor names (``num_io_tensors``, ``get_tensor_name/mode/shape/dtype``,
+  ``set_input_shape``, ``set_tensor_address``) and ``execute_async_v3(stream_handle)``.
+
+Provider options (``--provider-option tensorrt:KEY=VALUE``): ``workspace_mb`` (builder memory pool,
+default 1024: keep it equal to the engines phase's ``--workspace-mb`` so the run finds its engine),
+``engine_cache`` (directory; default ``<artifact>/engines``), ``calibration_images`` (a folder;
+int8 is skipped without it), ``device_id`` (default 0).
+
+Absent tensorrt, pycuda or GPU: the provider is ``skipped`` with the reason.
 
 Python 3.6 compatible.
 """
 
+import contextlib
+import os
+import sys
+
+import numpy as np
+
 from .base import Backend, ProviderUnavailable, parse_provider
 
-__all__ = ["PRECISIONS", "TensorRTBackend"]
+__all__ = [
+    "PRECISIONS",
+    "BindingsApi",
+    "TensorRTBackend",
+    "TensorSpec",
+    "TensorsApi",
+    "gpu_identity",
+    "plan_buffers",
+    "select_api",
+]
 
 PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def _tensorrt():
+    import tensorrt
+
+    return tensorrt
+
+
+def _cuda():
+    import pycuda.driver
+
+    return pycuda.driver
 
 
 def _import_status():
@@ -19,41 +66,447 @@ def _import_status():
     reasons = []
     trt_version = cuda_version = None
     try:
-        import tensorrt
-
-        trt_version = getattr(tensorrt, "__version__", "unknown")
+        trt_version = getattr(_tensorrt(), "__version__", "unknown")
     except Exception as exc:  # ImportError, or a broken install raising anything else
         reasons.append("tensorrt Python bindings not importable (%s)" % exc)
     try:
-        import pycuda
-
-        cuda_version = getattr(pycuda, "VERSION_TEXT", "unknown")
+        driver = _cuda()
+        package = sys.modules.get("pycuda")
+        cuda_version = getattr(package, "VERSION_TEXT", None) or getattr(driver, "VERSION_TEXT", "unknown")
     except Exception as exc:
         reasons.append("pycuda not importable (%s)" % exc)
     return trt_version, cuda_version, "; ".join(reasons) or None
+
+
+def gpu_identity(cuda, device_id=0):
+    """``{"name", "compute_capability": "M.m", "device_id"}`` of a CUDA device (initialises CUDA)."""
+    cuda.init()
+    count = cuda.Device.count()
+    if count <= device_id:
+        raise ProviderUnavailable("no CUDA device %d (this machine has %d)" % (device_id, count))
+    device = cuda.Device(device_id)
+    major, minor = device.compute_capability()
+    return {
+        "name": str(device.name()),
+        "compute_capability": "%d.%d" % (major, minor),
+        "device_id": device_id,
+    }
+
+
+class TensorSpec(object):
+    """One engine I/O tensor as the engine describes it."""
+
+    __slots__ = ("dtype", "index", "is_input", "name", "shape")
+
+    def __init__(self, name, shape, dtype, is_input, index):
+        self.name = str(name)
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.is_input = bool(is_input)
+        self.index = int(index)
+
+    def describe(self):
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "mode": "input" if self.is_input else "output",
+        }
+
+
+class BindingsApi(object):
+    """TensorRT 8.x: binding indices and ``execute_async_v2``."""
+
+    name = "bindings/execute_async_v2"
+
+    def __init__(self, trt, engine, context):
+        self.trt, self.engine, self.context = trt, engine, context
+        self.bindings = None
+
+    def tensors(self):
+        engine = self.engine
+        return [
+            TensorSpec(
+                engine.get_binding_name(i),
+                engine.get_binding_shape(i),
+                self.trt.nptype(engine.get_binding_dtype(i)),
+                engine.binding_is_input(i),
+                i,
+            )
+            for i in range(engine.num_bindings)
+        ]
+
+    def set_input_shape(self, spec, shape):
+        if not self.context.set_binding_shape(spec.index, tuple(shape)):
+            raise ValueError("TensorRT refused shape %s for input %s" % (list(shape), spec.name))
+
+    def shape(self, spec):
+        return tuple(int(d) for d in self.context.get_binding_shape(spec.index))
+
+    def bind(self, specs, addresses):
+        bindings = [0] * len(specs)
+        for spec in specs:
+            bindings[spec.index] = int(addresses[spec.name])
+        self.bindings = bindings
+
+    def execute(self, stream_handle):
+        return self.context.execute_async_v2(bindings=self.bindings, stream_handle=stream_handle)
+
+
+class TensorsApi(object):
+    """TensorRT 10.x: tensor names, ``set_tensor_address`` and ``execute_async_v3``."""
+
+    name = "tensors/execute_async_v3"
+
+    def __init__(self, trt, engine, context):
+        self.trt, self.engine, self.context = trt, engine, context
+
+    def tensors(self):
+        engine = self.engine
+        specs = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            specs.append(
+                TensorSpec(
+                    name,
+                    engine.get_tensor_shape(name),
+                    self.trt.nptype(engine.get_tensor_dtype(name)),
+                    engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT,
+                    i,
+                )
+            )
+        return specs
+
+    def set_input_shape(self, spec, shape):
+        if not self.context.set_input_shape(spec.name, tuple(shape)):
+            raise ValueError("TensorRT refused shape %s for input %s" % (list(shape), spec.name))
+
+    def shape(self, spec):
+        return tuple(int(d) for d in self.context.get_tensor_shape(spec.name))
+
+    def bind(self, specs, addresses):
+        for spec in specs:
+            if not self.context.set_tensor_address(spec.name, int(addresses[spec.name])):
+                raise ValueError("TensorRT refused the address of tensor %s" % spec.name)
+
+    def execute(self, stream_handle):
+        return self.context.execute_async_v3(stream_handle)
+
+
+def select_api(trt):
+    """The API adapter class for the TensorRT present: by its major version."""
+    from ..engines import trt_major
+
+    return TensorsApi if trt_major(trt) >= 10 else BindingsApi
+
+
+def plan_buffers(specs, shapes):
+    """``[(spec, shape, nbytes)]`` for every tensor: ``shapes`` maps name -> concrete shape (inputs
+    resolved from the manifest, outputs as the execution context reports them after the input
+    shapes are set). A dimension still dynamic (a data-dependent output) is an error."""
+    plan = []
+    for spec in specs:
+        shape = tuple(int(d) for d in shapes.get(spec.name, spec.shape))
+        if any(d < 0 for d in shape):
+            raise ValueError(
+                "tensor %s has a data-dependent shape %s: this backend needs shapes known before execution"
+                % (spec.name, list(shape))
+            )
+        count = 1
+        for dim in shape:
+            count *= dim
+        plan.append((spec, shape, count * spec.dtype.itemsize))
+    return plan
+
+
+def _calibration_batches(folder, manifest, use_cv2=None, limit=500):
+    from ..bench import list_images
+    from ..imaging import Preprocessor, decode_image
+
+    spec = manifest.get("input") or {}
+    preprocess = Preprocessor(
+        manifest.get("preprocess") or {},
+        spec.get("height"),
+        spec.get("width"),
+        spec.get("layout", "NCHW"),
+        use_cv2,
+    )
+    for path in list_images(folder)[:limit]:
+        yield preprocess(decode_image(path))[0]
+
+
+def _calibration_digest(folder, limit=500):
+    import hashlib
+
+    from ..bench import list_images
+    from ..manifest import sha256_file
+
+    digest = hashlib.sha256()
+    for path in list_images(folder)[:limit]:
+        digest.update(os.path.basename(path).encode("utf-8") + b"\0" + sha256_file(path).encode("ascii"))
+    return digest.hexdigest()
+
+
+def _make_calibrator(trt, cuda, batches, cache_path):
+    class _Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.batches = iter(batches)
+            self.device = None
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            try:
+                batch = np.ascontiguousarray(next(self.batches), dtype=np.float32)
+            except StopIteration:
+                return None
+            if self.device is None:
+                self.device = cuda.mem_alloc(batch.nbytes)
+            cuda.memcpy_htod(self.device, batch)
+            return [int(self.device)]
+
+        def read_calibration_cache(self):
+            if os.path.isfile(cache_path):
+                with open(cache_path, "rb") as handle:
+                    return handle.read()
+            return None
+
+        def write_calibration_cache(self, cache):
+            with open(cache_path, "wb") as handle:
+                handle.write(bytes(memoryview(cache)))
+
+    return _Calibrator()
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
     families = ("tensorrt",)
 
+    def __init__(self, provider, options=None):
+        Backend.__init__(self, provider, options)
+        from ..engines import DEFAULT_WORKSPACE_MB
+
+        self.precision = self.precision or "fp32"
+        self.provider_options = dict(self.options.get("provider_options") or {})
+        self.workspace_mb = int(self.provider_options.get("workspace_mb", DEFAULT_WORKSPACE_MB))
+        self.engine_cache = self.provider_options.get("engine_cache")
+        self.calibration_images = self.provider_options.get("calibration_images")
+        self.device_id = int(self.provider_options.get("device_id", 0))
+        self.model_file = None
+        self.engine_info = None
+        self.gpu = None
+        self.api = None
+        self.io = []
+        self._trt = self._cuda = None
+        self._ctx = None
+        self._runtime = self._engine = self._context = None
+        self._stream = None
+        self._inputs = []  # (name, host, device)
+        self._outputs = []  # (host, device) in output_names order
+        self._device_buffers = []
+        self._results = []
+
     @classmethod
     def availability(cls, provider):
         precision = parse_provider(provider)[1] or "fp32"
         if precision not in PRECISIONS:
             return False, "unknown TensorRT precision %r (known: %s)" % (precision, ", ".join(PRECISIONS))
-        trt_version, _cuda_version, reason = _import_status()
+        _trt_version, _cuda_version, reason = _import_status()
         if reason:
             return False, reason
-        return False, (
-            "TensorRT %s is present but this edgebench_runtime has no TensorRT backend yet" % trt_version
-        )
+        try:
+            cuda = _cuda()
+            cuda.init()
+            if cuda.Device.count() < 1:
+                return False, "pycuda sees no CUDA device"
+        except Exception as exc:
+            return False, "CUDA is not usable through pycuda (%s: %s)" % (type(exc).__name__, exc)
+        return True, None
 
     def version(self):
         return _import_status()[0]
 
-    def load(self, artifact_dir, manifest):
-        raise ProviderUnavailable(self.availability(self.provider)[1])
+    # --- load ---------------------------------------------------------------------------------
 
-    def infer(self, feeds):  # pragma: no cover - load() never succeeds yet
-        raise NotImplementedError
+    def build_options(self, manifest):
+        """What goes into the engine key besides the ONNX file, TensorRT, GPU and precision."""
+        options = {
+            "workspace_mb": self.workspace_mb,
+            "explicit_batch": True,
+            "input_shapes": dict(
+                (item["name"], list(item.get("shape") or [])) for item in manifest.get("inputs", [])
+            ),
+        }
+        if self.precision == "int8":
+            options["calibration"] = _calibration_digest(self.calibration_images)
+        return options
+
+    def onnx_file(self, manifest):
+        return manifest.get("int32_file") or manifest.get("model_file") or "model.onnx"
+
+    def check_usable(self):
+        """Raise ProviderUnavailable with the reason when this provider cannot run here."""
+        ok, reason = self.availability(self.provider)
+        if not ok:
+            raise ProviderUnavailable(reason)
+        if self.precision == "int8" and not self.calibration_images:
+            raise ProviderUnavailable(
+                "tensorrt-int8 needs calibration images: pass --provider-option "
+                "tensorrt:calibration_images=DIR (none given)"
+            )
+        if self.precision == "int8" and not os.path.isdir(str(self.calibration_images)):
+            raise ProviderUnavailable("calibration image folder %s does not exist" % self.calibration_images)
+
+    def load(self, artifact_dir, manifest):
+        self.check_usable()
+        self.prepare_engine(artifact_dir, manifest)
+        self._prepare_io(manifest)
+
+    def prepare_engine(self, artifact_dir, manifest):
+        """Find the cached engine or build it (the ``engines`` command stops here); returns
+        ``engine_info`` (``status`` built | cached, ``key``, ``path``, ``build_ms``, ``log``)."""
+        self._trt, self._cuda = _tensorrt(), _cuda()
+        self.gpu = gpu_identity(self._cuda, self.device_id)
+        self._ctx = self._cuda.Device(self.device_id).retain_primary_context()
+        self._ctx.push()
+        self._load_engine(artifact_dir, manifest)
+        return self.engine_info
+
+    def _load_engine(self, artifact_dir, manifest):
+        from ..engines import EngineCache, ensure_engine, make_logger
+        from ..manifest import sha256_file
+
+        trt = self._trt
+        self.model_file = self.onnx_file(manifest)
+        onnx_path = os.path.join(str(artifact_dir), self.model_file)
+        record = (manifest.get("files") or {}).get(self.model_file) or {}
+        onnx_sha = record.get("sha256") or sha256_file(onnx_path)
+        cache = EngineCache(self.engine_cache or os.path.join(str(artifact_dir), "engines"))
+        logger = make_logger(trt)
+        input_shapes = dict((item["name"], item.get("shape")) for item in manifest.get("inputs", []))
+        name = (
+            manifest.get("artifact")
+            or manifest.get("name")
+            or os.path.basename(os.path.abspath(str(artifact_dir)))
+        )
+        cuda = self._cuda
+        calibration = self.calibration_images
+
+        def calibrator_factory(key):
+            batches = _calibration_batches(calibration, manifest)
+            return _make_calibrator(
+                trt, cuda, batches, os.path.join(cache.directory, "calibration-%s.cache" % key[:16])
+            )
+
+        self._runtime, self._engine, self.engine_info = ensure_engine(
+            trt,
+            cache,
+            name,
+            onnx_path,
+            onnx_sha,
+            self.precision,
+            self.gpu,
+            self.build_options(manifest),
+            logger,
+            input_shapes=input_shapes,
+            calibrator_factory=calibrator_factory,
+        )
+
+    def _prepare_io(self, manifest):
+        trt, cuda = self._trt, self._cuda
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise MemoryError("TensorRT could not create an execution context (out of GPU memory?)")
+        self.api = select_api(trt)(trt, self._engine, self._context)
+        specs = self.api.tensors()
+        wanted = dict((item["name"], item.get("shape")) for item in manifest.get("inputs", []))
+        from ..engines import resolve_shape
+
+        shapes = {}
+        for spec in specs:
+            if spec.is_input:
+                shapes[spec.name] = resolve_shape(spec.shape, wanted.get(spec.name))
+                if any(d < 0 for d in spec.shape):
+                    self.api.set_input_shape(spec, shapes[spec.name])
+        for spec in specs:
+            if not spec.is_input:
+                shapes[spec.name] = self.api.shape(spec) if any(d < 0 for d in spec.shape) else spec.shape
+        plan = plan_buffers(specs, shapes)
+        self._stream = cuda.Stream()
+        addresses = {}
+        hosts = {}
+        for spec, shape, nbytes in plan:
+            host = cuda.pagelocked_empty(shape, spec.dtype)
+            device = cuda.mem_alloc(max(nbytes, 1))
+            self._device_buffers.append(device)
+            addresses[spec.name] = int(device)
+            hosts[spec.name] = (host, device)
+        self.api.bind(specs, addresses)
+        self.io = [dict(spec.describe(), shape=list(shape), bytes=nbytes) for spec, shape, nbytes in plan]
+        self.input_names = [spec.name for spec in specs if spec.is_input]
+        engine_outputs = [spec.name for spec in specs if not spec.is_input]
+        manifest_outputs = [item["name"] for item in manifest.get("outputs", [])]
+        if sorted(manifest_outputs) == sorted(engine_outputs):
+            self.output_names = manifest_outputs
+        else:
+            self.output_names = engine_outputs
+        self._inputs = [(name,) + hosts[name] for name in self.input_names]
+        self._outputs = [hosts[name] for name in self.output_names]
+        self._results = [host for host, _device in self._outputs]
+
+    # --- inference ----------------------------------------------------------------------------
+
+    def infer(self, feeds):
+        cuda = self._cuda
+        stream = self._stream
+        for name, host, device in self._inputs:
+            value = feeds[name]
+            if value.shape == host.shape and value.dtype == host.dtype:
+                np.copyto(host, value)
+            elif value.size == host.size:
+                host[...] = np.asarray(value).reshape(host.shape)  # casts, e.g. int64 -> int32
+            else:
+                raise ValueError(
+                    "input %s has shape %s, the engine expects %s" % (name, value.shape, host.shape)
+                )
+            cuda.memcpy_htod_async(device, host, stream)
+        if not self.api.execute(stream.handle):
+            raise RuntimeError("TensorRT execution failed (%s)" % self.api.name)
+        for host, device in self._outputs:
+            cuda.memcpy_dtoh_async(host, device, stream)
+        stream.synchronize()
+        return self._results
+
+    def close(self):
+        for device in self._device_buffers:
+            with contextlib.suppress(Exception):
+                device.free()
+        self._device_buffers = []
+        self._inputs = self._outputs = self._results = []
+        self._context = self._engine = self._runtime = None
+        self._stream = None
+        if self._ctx is not None:
+            with contextlib.suppress(Exception):
+                self._ctx.pop()
+            self._ctx = None
+
+    def details(self):
+        data = Backend.details(self)
+        info = dict(self.engine_info or {})
+        info.pop("components", None)
+        data.update(
+            {
+                "precision": self.precision,
+                "model_file": self.model_file,
+                "workspace_mb": self.workspace_mb,
+                "engine": info or None,
+                "engine_key": (self.engine_info or {}).get("components"),
+                "api": self.api.name if self.api is not None else None,
+                "gpu": self.gpu,
+                "io": self.io,
+                "provider_options": self.provider_options,
+            }
+        )
+        return data

@@ -1,0 +1,473 @@
+"""The on-device correctness check: does this provider compute what ONNX Runtime CPU computed on the
+controller?
+
+At conversion time the controller stores, in the artifact, ``reference.npz`` (the pre-processed
+input tensor and ONNX Runtime CPU's raw outputs for a few of the default images) and a
+``reference_outputs`` block in the manifest (which images, their sizes, tolerances). Before the
+timed loop, ``check`` feeds every stored input through the provider's backend and compares
+
+* the raw outputs: max abs diff, passing when ``diff <= atol + rtol * max|reference|`` per output;
+* the task results: the pipeline's own decoder (``Pipeline.postprocess``) applied to the reference
+  outputs and to the provider's outputs, compared by what the result holds: classification top-1
+  (a swap within ``top1_tie`` of probability counts as agreement), detection boxes (same class and
+  IoU >= ``iou``; the fraction of matched boxes >= ``box_agreement``), pose keypoints (within
+  ``keypoint_px`` original-image pixels; fraction >= ``keypoint_agreement``), segmentation masks
+  (pixel agreement >= ``mask_agreement``). A decoder that is missing here or returns nothing
+  (``raw``) leaves the raw comparison alone, and the verdict says so.
+
+The stored input tensor is fed, not the device's own decode of the image: JPEG decoders and
+resizers (cv2 vs Pillow) differ by a few grey levels, which would blur what the check is for (the
+provider's arithmetic). When the image itself is available (``ARTIFACTS/images``) it still goes
+through the device's decode + pre-processing, and the largest difference to the stored tensor is
+recorded as ``input_max_abs`` (failing only beyond ``input_atol``: a wrong colour order or
+normalisation, not decoder noise).
+
+The verdict (``summary.json`` ``correctness``): ``status`` passed | failed | not checked | error,
+``passed`` (true / false / null), ``max_abs``, ``task_agreement`` (the worst image's), ``level``
+(task | raw), ``tolerance``, ``reason`` and per-image details. A failing provider is still timed.
+
+Python 3.6 compatible.
+"""
+
+import os
+import time
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "REFERENCE_BLOCK",
+    "check",
+    "compare_task",
+    "not_checked",
+    "tolerance_for",
+]
+
+REFERENCE_BLOCK = "reference_outputs"
+
+_TASK = {
+    "top1_tie": 1e-3,
+    "iou": 0.9,
+    "box_agreement": 0.95,
+    "keypoint_px": 2.0,
+    "keypoint_agreement": 0.95,
+    "mask_agreement": 0.99,
+    "input_atol": 0.1,
+}
+
+
+def _tol(atol, rtol, **task):
+    out = dict(_TASK)
+    out.update({"atol": atol, "rtol": rtol})
+    out.update(task)
+    return out
+
+
+#: Per provider (``family`` or ``family-precision``); the manifest's block may override any field.
+#: ``atol``/``rtol`` None: raw differences are recorded but not judged (int8).
+DEFAULT_TOLERANCES = {
+    "cpu": _tol(1e-3, 1e-3),
+    "cuda": _tol(1e-2, 1e-2, top1_tie=5e-3, box_agreement=0.9, keypoint_agreement=0.9, mask_agreement=0.98),
+    "tensorrt-fp32": _tol(
+        1e-2, 1e-2, top1_tie=5e-3, box_agreement=0.9, keypoint_agreement=0.9, mask_agreement=0.98
+    ),
+    "tensorrt-fp16": _tol(
+        1e-1,
+        5e-2,
+        top1_tie=2e-2,
+        box_agreement=0.8,
+        keypoint_px=4.0,
+        keypoint_agreement=0.8,
+        mask_agreement=0.97,
+    ),
+    "tensorrt-int8": _tol(
+        None,
+        None,
+        top1_tie=5e-2,
+        box_agreement=0.6,
+        keypoint_px=8.0,
+        keypoint_agreement=0.6,
+        mask_agreement=0.9,
+    ),
+}
+
+
+def tolerance_for(provider, block=None):
+    """The tolerances for ``provider``: the runtime's defaults, overridden by the manifest's."""
+    text = str(provider).lower()
+    family = text.split("-", 1)[0]
+    if family == "tensorrt" and "-" not in text:
+        text = "tensorrt-fp32"
+    chosen = dict(
+        DEFAULT_TOLERANCES.get(text) or DEFAULT_TOLERANCES.get(family) or DEFAULT_TOLERANCES["cuda"]
+    )
+    stored = (block or {}).get("tolerances") or {}
+    for key in (family, text):
+        chosen.update(stored.get(key) or {})
+    return chosen
+
+
+def not_checked(reason, **extra):
+    verdict = {
+        "status": "not checked",
+        "passed": None,
+        "max_abs": None,
+        "task_agreement": None,
+        "level": None,
+        "tolerance": None,
+        "reason": reason,
+    }
+    verdict.update(extra)
+    return verdict
+
+
+# --- task-level comparisons ------------------------------------------------------------------
+
+
+def _iou_matrix(a, b):
+    """IoU of every box of ``a`` (N, 4+) with every box of ``b`` (M, 4+), x1 y1 x2 y2."""
+    a = np.asarray(a, dtype=np.float64)[:, :4]
+    b = np.asarray(b, dtype=np.float64)[:, :4]
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _compare_classification(ref, out, tol):
+    ref_classes = [int(c) for c in np.asarray(ref["classes"]).reshape(-1)]
+    out_classes = [int(c) for c in np.asarray(out["classes"]).reshape(-1)]
+    ref_scores = [float(s) for s in np.asarray(ref["scores"]).reshape(-1)]
+    if not ref_classes or not out_classes:
+        return 1.0 if ref_classes == out_classes else 0.0, {"top1": None}
+    detail = {"top1_reference": ref_classes[0], "top1": out_classes[0]}
+    if ref_classes[0] == out_classes[0]:
+        return 1.0, detail
+    if out_classes[0] in ref_classes:
+        gap = ref_scores[0] - ref_scores[ref_classes.index(out_classes[0])]
+        detail["reference_gap"] = gap
+        if gap <= tol["top1_tie"]:
+            detail["tie"] = True
+            return 1.0, detail
+    return 0.0, detail
+
+
+def _compare_detection(ref, out, tol):
+    ref_boxes = np.asarray(ref["boxes"], dtype=np.float64).reshape(-1, 6)
+    out_boxes = np.asarray(out["boxes"], dtype=np.float64).reshape(-1, 6)
+    n, m = len(ref_boxes), len(out_boxes)
+    detail = {"boxes_reference": n, "boxes": m}
+    if n == 0 and m == 0:
+        return 1.0, detail
+    if n == 0 or m == 0:
+        return 0.0, detail
+    iou = _iou_matrix(ref_boxes, out_boxes)
+    iou[ref_boxes[:, 5][:, None] != out_boxes[:, 5][None, :]] = 0.0
+    taken = np.zeros(m, dtype=bool)
+    matched = 0
+    worst = 1.0
+    for i in np.argsort(-ref_boxes[:, 4], kind="stable"):  # not the hot path: a few boxes, untimed
+        row = np.where(taken, -1.0, iou[i])
+        j = int(np.argmax(row))
+        if row[j] >= tol["iou"]:
+            taken[j] = True
+            matched += 1
+            worst = min(worst, float(row[j]))
+    detail.update({"matched": matched, "min_matched_iou": worst if matched else None})
+    return matched / float(max(n, m)), detail
+
+
+def _compare_pose(ref, out, tol):
+    ref_people = np.asarray(ref["people"], dtype=np.float64)
+    out_people = np.asarray(out["people"], dtype=np.float64)
+    ref_people = ref_people.reshape((-1, *ref_people.shape[-2:])) if ref_people.size else np.zeros((0, 1, 3))
+    out_people = out_people.reshape((-1, *out_people.shape[-2:])) if out_people.size else np.zeros((0, 1, 3))
+    ref_visible = ref_people[..., 0] >= 0
+    out_visible = out_people[..., 0] >= 0
+    total = max(int(ref_visible.sum()), int(out_visible.sum()))
+    detail = {"people_reference": len(ref_people), "people": len(out_people)}
+    if total == 0:
+        return 1.0, detail
+    if len(ref_people) == 0 or len(out_people) == 0:
+        return 0.0, detail
+    distance = np.sqrt(((ref_people[:, None, :, :2] - out_people[None, :, :, :2]) ** 2).sum(-1))
+    both = ref_visible[:, None, :] & out_visible[None, :, :]
+    close = both & (distance <= tol["keypoint_px"])
+    taken = np.zeros(len(out_people), dtype=bool)
+    good = 0
+    worst = 0.0
+    for i in range(len(ref_people)):
+        counts = np.where(taken, -1, close[i].sum(-1))
+        j = int(np.argmax(counts))
+        if counts[j] <= 0:
+            continue
+        taken[j] = True
+        good += int(counts[j])
+        worst = max(worst, float(distance[i, j][close[i, j]].max()))
+    detail.update({"keypoints_agreeing": good, "keypoints": total, "max_matched_distance_px": worst})
+    return good / float(total), detail
+
+
+def _compare_segmentation(ref, out, tol):
+    ref_mask = np.asarray(ref["mask"])
+    out_mask = np.asarray(out["mask"])
+    if ref_mask.shape != out_mask.shape:
+        return 0.0, {"shape_reference": list(ref_mask.shape), "shape": list(out_mask.shape)}
+    agreement = float(np.mean(ref_mask == out_mask)) if ref_mask.size else 1.0
+    return agreement, {"pixels": int(ref_mask.size)}
+
+
+#: result key that identifies the kind -> (comparison, tolerance field of the agreement threshold)
+_COMPARATORS = (
+    ("boxes", _compare_detection, "box_agreement"),
+    ("people", _compare_pose, "keypoint_agreement"),
+    ("mask", _compare_segmentation, "mask_agreement"),
+    ("classes", _compare_classification, None),
+)
+
+
+def compare_task(ref, out, tol):
+    """``(agreement, threshold, detail)`` for two decoder results, or None when the results are of
+    no kind this module compares (e.g. the ``raw`` decoder's None)."""
+    if not isinstance(ref, dict) or not isinstance(out, dict):
+        return None
+    for key, function, field in _COMPARATORS:
+        if key in ref and key in out:
+            agreement, detail = function(ref, out, tol)
+            detail["kind"] = key
+            return agreement, (tol[field] if field else 1.0), detail
+    return None
+
+
+# --- the check ---------------------------------------------------------------------------------
+
+
+def _raw_compare(reference, outputs, tol):
+    """``(max_abs, worst excess over the allowance, scale, problem)`` over every output."""
+    if len(reference) != len(outputs):
+        return (
+            None,
+            None,
+            None,
+            "%d reference outputs but the provider gave %d" % (len(reference), len(outputs)),
+        )
+    max_abs = 0.0
+    excess = -float("inf")
+    scale_all = 0.0
+    for index, (ref, out) in enumerate(zip(reference, outputs)):  # noqa: B905 - Python 3.6
+        ref = np.asarray(ref, dtype=np.float64)
+        out = np.asarray(out, dtype=np.float64)
+        if ref.size != out.size:
+            return (
+                None,
+                None,
+                None,
+                "output %d has shape %s, the reference %s" % (index, out.shape, ref.shape),
+            )
+        out = out.reshape(ref.shape)
+        if not np.all(np.isfinite(out)):
+            return float("inf"), float("inf"), None, "output %d holds NaN or infinity" % index
+        diff = float(np.abs(ref - out).max()) if ref.size else 0.0
+        scale = float(np.abs(ref).max()) if ref.size else 0.0
+        max_abs = max(max_abs, diff)
+        scale_all = max(scale_all, scale)
+        if tol.get("atol") is not None:
+            excess = max(excess, diff - (tol["atol"] + (tol.get("rtol") or 0.0) * scale))
+    return max_abs, excess, scale_all, None
+
+
+def _order_outputs(outputs, backend_names, reference_names):
+    """The provider's outputs in the reference's order (matched by name when both have names)."""
+    outputs = list(outputs)
+    if backend_names and reference_names and sorted(backend_names) == sorted(reference_names):
+        position = dict((name, i) for i, name in enumerate(backend_names))
+        return [outputs[position[name]] for name in reference_names]
+    return outputs
+
+
+def _geometry(preprocessor, image_info, images_dir, decode, use_cv2):
+    """(geometry, device tensor or None, note): decode + pre-process the image when present."""
+    name = image_info.get("name")
+    path = os.path.join(images_dir, name) if images_dir and name else None
+    if path and os.path.isfile(path):
+        try:
+            image = decode(path) if use_cv2 is None else decode(path, use_cv2)
+            tensor, geometry = preprocessor(image)
+            return geometry, tensor, None
+        except Exception as exc:  # a bad file must not stop the check
+            note = "image %s could not be decoded here (%s)" % (name, exc)
+    else:
+        note = "image %s not found in %s" % (name, images_dir)
+    height, width = int(image_info["height"]), int(image_info["width"])
+    geometry = preprocessor.geometry_for(height, width)
+    geometry["original"] = (height, width)
+    return geometry, None, note
+
+
+def check(
+    backend,
+    manifest,
+    artifact_dir,
+    provider=None,
+    pipeline=None,
+    images_dir=None,
+    use_cv2=None,
+):
+    """Run the stored reference inputs through ``backend`` (already loaded) and return the verdict.
+
+    ``pipeline`` is the run's ``tasks.Pipeline``; when None one is built from the manifest, and when
+    the manifest's decoder is not registered here the check falls back to raw outputs only.
+    ``images_dir`` holds the reference images (default: ``ARTIFACTS/images`` next to the artifact).
+    """
+    started = time.time()
+    provider = provider or getattr(backend, "provider", "cpu")
+    block = manifest.get(REFERENCE_BLOCK)
+    if not block:
+        return not_checked(
+            "the artifact has no reference outputs (converted before edgebench stored them); "
+            "reconvert it (`edgebench convert --force`) to enable the check"
+        )
+    path = os.path.join(str(artifact_dir), block.get("file", "reference.npz"))
+    if not os.path.isfile(path):
+        return not_checked("reference file %s is missing" % path)
+    tol = tolerance_for(provider, block)
+    from .imaging import Preprocessor, decode_image
+    from .tasks import Pipeline, UnknownDecoder
+
+    notes = []
+    if pipeline is None:
+        try:
+            pipeline = Pipeline(manifest, input_names=backend.input_names or None, use_cv2=use_cv2)
+        except UnknownDecoder as exc:
+            notes.append("raw outputs only: %s" % exc.args[0])
+    if pipeline is not None:
+        preprocessor = pipeline.preprocessor
+    else:
+        spec = manifest.get("input") or {}
+        preprocessor = Preprocessor(
+            manifest.get("preprocess") or {},
+            spec.get("height"),
+            spec.get("width"),
+            spec.get("layout", "NCHW"),
+            use_cv2,
+        )
+    if images_dir is None:
+        images_dir = os.path.join(os.path.dirname(os.path.abspath(str(artifact_dir))), "images")
+    reference_names = list(block.get("outputs") or [item["name"] for item in manifest.get("outputs", [])])
+    input_names = list(backend.input_names or [item["name"] for item in manifest.get("inputs", [])])
+    per_image = []
+    worst_abs = 0.0
+    worst_excess = -float("inf")
+    worst_agreement = None
+    input_max_abs = None
+    level = "task" if pipeline is not None else "raw"
+    failures = []
+    with np.load(path) as stored:
+        for index, info in enumerate(block.get("images") or []):
+            tensor = stored["input_%d" % index]
+            reference = [stored["output_%d_%d" % (index, j)] for j in range(len(reference_names))]
+            geometry, device_tensor, note = _geometry(preprocessor, info, images_dir, decode_image, use_cv2)
+            if note:
+                notes.append(note)
+            if device_tensor is not None and device_tensor.shape == tensor.shape:
+                diff = float(np.abs(device_tensor.astype(np.float64) - tensor).max())
+                input_max_abs = diff if input_max_abs is None else max(input_max_abs, diff)
+            if pipeline is not None:
+                feeds = pipeline.decoder.feeds(tensor, geometry, input_names)
+            else:
+                feeds = {input_names[0]: tensor}
+            outputs = [np.array(out, copy=True) for out in backend.infer(feeds)]
+            outputs = _order_outputs(outputs, list(backend.output_names or []), reference_names)
+            max_abs, excess, scale, problem = _raw_compare(reference, outputs, tol)
+            item = {"image": info.get("name"), "max_abs": max_abs, "scale": scale}
+            if problem:
+                failures.append("%s: %s" % (info.get("name"), problem))
+                item["problem"] = problem
+                per_image.append(item)
+                worst_abs = float("inf") if max_abs is None else max(worst_abs, max_abs)
+                continue
+            worst_abs = max(worst_abs, max_abs)
+            worst_excess = max(worst_excess, excess)
+            if tol.get("atol") is not None and excess > 0:
+                failures.append(
+                    "%s: max abs diff %.3g exceeds %.3g + %.3g x %.3g"
+                    % (info.get("name"), max_abs, tol["atol"], tol.get("rtol") or 0.0, scale)
+                )
+            if pipeline is not None and level == "task":
+                compared = compare_task(
+                    pipeline.postprocess(reference, geometry), pipeline.postprocess(outputs, geometry), tol
+                )
+                if compared is None:
+                    level = "raw"
+                    notes.append(
+                        "raw outputs only: decoder %s gives no result to compare" % pipeline.decoder_name
+                    )
+                else:
+                    agreement, threshold, detail = compared
+                    item["task_agreement"] = agreement
+                    item["task"] = detail
+                    worst_agreement = (
+                        agreement if worst_agreement is None else min(worst_agreement, agreement)
+                    )
+                    if agreement < threshold:
+                        failures.append(
+                            "%s: %s agreement %.3f below %.3f"
+                            % (info.get("name"), detail["kind"], agreement, threshold)
+                        )
+            per_image.append(item)
+    if not per_image:
+        return not_checked("the reference block lists no images", tolerance=tol)
+    if input_max_abs is not None and input_max_abs > tol.get("input_atol", float("inf")):
+        failures.append(
+            "the device's pre-processing differs from the controller's by %.3g (> %.3g): colour order or "
+            "normalisation?" % (input_max_abs, tol["input_atol"])
+        )
+    if level == "raw":
+        worst_agreement = None
+        for item in per_image:
+            item.pop("task_agreement", None)
+            item.pop("task", None)
+        failures = [text for text in failures if " agreement " not in text]
+    passed = not failures
+    reason = "; ".join(failures[:5]) if failures else None
+    if notes:
+        unique = []
+        for note in notes:
+            if note not in unique:
+                unique.append(note)
+        notes = unique
+    return {
+        "status": "passed" if passed else "failed",
+        "passed": passed,
+        "max_abs": worst_abs,
+        "task_agreement": worst_agreement,
+        "level": level,
+        "tolerance": tol,
+        "reason": reason,
+        "notes": notes[:10],
+        "input_max_abs": input_max_abs,
+        "images": per_image,
+        "reference": {
+            "file": block.get("file", "reference.npz"),
+            "producer": block.get("producer"),
+        },
+        "check_s": round(time.time() - started, 3),
+    }
+
+
+def safe_check(backend, manifest, artifact_dir, provider=None, pipeline=None, images_dir=None, use_cv2=None):
+    """``check`` that turns an unexpected error into an ``error`` verdict (the run goes on; a
+    MemoryError still propagates so the run is classified oom)."""
+    try:
+        return check(backend, manifest, artifact_dir, provider, pipeline, images_dir, use_cv2)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        verdict = not_checked("the check itself failed: %s: %s" % (type(exc).__name__, exc))
+        verdict["status"] = "error"
+        return verdict
