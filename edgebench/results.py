@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "FINGERPRINT_FIELDS",
     "HostCheck",
+    "ResultsError",
     "RunRecord",
     "check_host_tree",
+    "check_run_dir",
+    "device_type",
+    "find_run_dirs",
+    "fingerprint",
+    "fingerprint_diff",
     "host_dirs",
+    "read_env",
+    "read_status",
     "run_records",
+    "run_started",
+    "schema_versions",
     "summary_rows",
     "write_summary_csv",
 ]
@@ -100,8 +112,20 @@ def check_host_tree(host_dir: Path) -> HostCheck:
     return check
 
 
+def _is_host_dir(path: Path) -> bool:
+    """A host's tree: env.json, status.json or a result directory. The report folder that
+    ``edgebench report`` writes into the run directory (report.html, figures/, tables/) is not."""
+    if (path / "env.json").exists() or (path / "status.json").exists():
+        return True
+    if (path / "report.html").exists() or (path / "report.md").exists():
+        return False
+    return any(p.is_dir() for p in path.glob("*/*"))
+
+
 def host_dirs(run_dir: Path) -> list[Path]:
-    return sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p for p in Path(run_dir).iterdir() if p.is_dir() and not p.name.startswith(".") and _is_host_dir(p)
+    )
 
 
 _SUMMARY_COLUMNS = ["host", "model", "provider", "mode", "status", "reason", "images", "pre_ms", "infer_ms",
@@ -149,3 +173,201 @@ def write_summary_csv(run_dir: Path) -> Path:
         writer.writeheader()
         writer.writerows(summary_rows(run_dir))
     return path
+
+
+# --- checks and fingerprints shared by the report and history -------------------------------------
+
+
+class ResultsError(ValueError):
+    """A run directory cannot be reported on: missing, empty, without summaries, or holding
+    results of an unsupported or mixed schema version."""
+
+
+def _read_json_file(path: Path) -> dict | None:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_env(host_dir: Path) -> dict | None:
+    """The host's env.json (the runtime's probe), or None when missing or unreadable."""
+    return _read_json_file(Path(host_dir) / "env.json")
+
+
+def read_status(host_dir: Path) -> dict | None:
+    """The host's status.json (progress and the run plan), or None."""
+    return _read_json_file(Path(host_dir) / "status.json")
+
+
+def _csv_schema(path: Path) -> int | str | None:
+    """schema_version of a result CSV: the first column of its first data row."""
+    try:
+        with Path(path).open() as handle:
+            handle.readline()
+            first = handle.readline()
+    except OSError:
+        return None
+    if not first.strip():
+        return None
+    value = first.split(",", 1)[0].strip()
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def schema_versions(run_dir: Path) -> dict[object, list[str]]:
+    """``{schema_version: [files]}`` over env.json, summary.json, timings.csv and telemetry.csv of
+    every host of a run (paths relative to the run directory). CSVs without rows are left out."""
+    run_dir = Path(run_dir)
+    found: dict[object, list[str]] = {}
+
+    def note(version, path: Path) -> None:
+        found.setdefault(version, []).append(str(path.relative_to(run_dir)))
+
+    for host_dir in host_dirs(run_dir):
+        env = read_env(host_dir)
+        if env is not None:
+            note(env.get("schema_version"), host_dir / "env.json")
+        for result_dir in sorted(p for p in host_dir.glob("*/*") if p.is_dir()):
+            summary = _read_json_file(result_dir / "summary.json")
+            if summary is not None:
+                note(summary.get("schema_version"), result_dir / "summary.json")
+            for name in ("timings.csv", "telemetry.csv"):
+                if (result_dir / name).exists():
+                    version = _csv_schema(result_dir / name)
+                    if version is not None:
+                        note(version, result_dir / name)
+    return found
+
+
+def _describe_versions(found: dict[object, list[str]]) -> str:
+    parts = []
+    for version, files in sorted(found.items(), key=lambda item: str(item[0])):
+        example = ", ".join(files[:2]) + (", ..." if len(files) > 2 else "")
+        parts.append(f"schema_version {version!r} in {len(files)} file(s) ({example})")
+    return "; ".join(parts)
+
+
+def check_run_dir(run_dir: Path) -> list[Path]:
+    """Raise ResultsError unless ``run_dir`` is a readable run of one supported schema version;
+    return its host directories."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ResultsError(f"no results directory {run_dir}")
+    if not run_dir.is_dir():
+        raise ResultsError(f"{run_dir} is not a directory")
+    hosts = host_dirs(run_dir)
+    if not hosts:
+        raise ResultsError(f"{run_dir} is empty: no host directories (expected {run_dir}/<host>/...)")
+    if not any(p.is_file() for host in hosts for p in host.glob("*/*/summary.json")):
+        raise ResultsError(
+            f"{run_dir} holds no results: no <host>/<model>/<provider>-<mode>/summary.json under it"
+        )
+    found = schema_versions(run_dir)
+    if len(found) > 1:
+        raise ResultsError(
+            f"{run_dir} mixes result schema versions, which cannot be reported together: "
+            + _describe_versions(found)
+        )
+    if found and next(iter(found)) != SUPPORTED_SCHEMA:
+        raise ResultsError(
+            f"{run_dir} holds results of {_describe_versions(found)}; this edgebench reads "
+            f"schema_version {SUPPORTED_SCHEMA} only"
+        )
+    return hosts
+
+
+def find_run_dirs(results_dir: Path) -> list[Path]:
+    """Directories under ``results_dir`` that look like runs (a host with env.json or a summary)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        return []
+    runs = []
+    for candidate in sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for host in host_dirs(candidate):
+            if (host / "env.json").exists() or next(host.glob("*/*/summary.json"), None):
+                runs.append(candidate)
+                break
+    return runs
+
+
+def run_started(run_dir: Path) -> str:
+    """When a run began: the earliest ``started`` of its summaries (ISO 8601 UTC), else of its
+    status.json files, else the directory name (run ids are UTC time stamps by default)."""
+    stamps = []
+    for host in host_dirs(run_dir):
+        for path in host.glob("*/*/summary.json"):
+            summary = _read_json_file(path) or {}
+            if summary.get("started"):
+                stamps.append(str(summary["started"]))
+        if not stamps:
+            status = read_status(host) or {}
+            if status.get("started"):
+                stamps.append(str(status["started"]))
+    return min(stamps) if stamps else Path(run_dir).name
+
+
+def device_type(env: dict | None) -> str:
+    """What kind of device a host is, to group units of one type: ``device_type`` when the probe
+    (or EDGEBENCH_PROBE_OVERRIDE) sets it, else the board model without its revision
+    ("Raspberry Pi 4 Model B"), else the CPU model and architecture."""
+    env = env or {}
+    if env.get("device_type"):
+        return str(env["device_type"])
+    board = (env.get("board_model") or "").replace("\x00", "").strip()
+    if board:
+        return re.sub(r"\s+Rev\s+[\w.]+$", "", board)
+    cpu = (env.get("cpu_model") or "").strip()
+    arch = (env.get("arch") or "").strip()
+    if cpu or arch:
+        return f"{cpu or 'unknown CPU'} ({arch})" if arch else cpu
+    return str(env.get("hostname") or "unknown device")
+
+
+#: What may explain a difference between two results: software versions, power mode, governor,
+#: the model file itself. (name, how to read it from env.json / summary.json)
+FINGERPRINT_FIELDS = (
+    "board", "os", "kernel", "jetpack", "l4t", "power_mode", "cpu_governor", "python",
+    "edgebench_runtime", "onnxruntime", "tensorrt", "numpy", "opencv", "model_sha256", "backend_version",
+)  # fmt: skip
+
+
+def fingerprint(env: dict | None, summary: dict | None = None) -> dict[str, str | None]:
+    """The comparable facts of a host (and of one result, when ``summary`` is given)."""
+    env = env or {}
+    versions = env.get("versions") or {}
+    jetson = env.get("jetson") or {}
+    nvpmodel = env.get("nvpmodel") or {}
+    python = env.get("python") or {}
+    out: dict[str, str | None] = {
+        "board": env.get("board_model"),
+        "os": env.get("os"),
+        "kernel": env.get("kernel"),
+        "jetpack": jetson.get("jetpack"),
+        "l4t": jetson.get("l4t_release"),
+        "power_mode": nvpmodel.get("name") if isinstance(nvpmodel, dict) else nvpmodel,
+        "cpu_governor": env.get("cpu_governor"),
+        "python": python.get("version") if isinstance(python, dict) else python,
+        "edgebench_runtime": env.get("edgebench_runtime"),
+        "onnxruntime": versions.get("onnxruntime"),
+        "tensorrt": versions.get("tensorrt"),
+        "numpy": versions.get("numpy"),
+        "opencv": versions.get("opencv"),
+        "model_sha256": None,
+        "backend_version": None,
+    }
+    if summary:
+        out["model_sha256"] = (summary.get("settings") or {}).get("model_sha256") or (
+            summary.get("artifact") or {}
+        ).get("sha256")
+        out["backend_version"] = (summary.get("backend") or {}).get("version")
+        out["edgebench_runtime"] = summary.get("runtime_version") or out["edgebench_runtime"]
+    return {key: (None if value is None else str(value)) for key, value in out.items()}
+
+
+def fingerprint_diff(a: dict, b: dict) -> dict[str, tuple[str | None, str | None]]:
+    """Fields whose values differ between two fingerprints, as ``{field: (a, b)}``."""
+    return {key: (a.get(key), b.get(key)) for key in FINGERPRINT_FIELDS if a.get(key) != b.get(key)}
