@@ -117,29 +117,55 @@ def _cmd_collect_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from edgebench.report import ResultsError, build_report, parse_formats
     from edgebench.results import summary_rows, write_summary_csv
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        print(f"error: no results directory {run_dir}", file=sys.stderr)
+    run_dirs = [Path(d) for d in args.run_dirs]
+    try:
+        path = build_report(
+            run_dirs,
+            out_dir=Path(args.out) if args.out else None,
+            formats=parse_formats(args.format),
+            artifacts_dir=Path(args.artifacts) if args.artifacts else None,
+            timelines=not args.no_timelines,
+        )
+    except (ResultsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    path = write_summary_csv(run_dir)
-    rows = summary_rows(run_dir)
-    table = [
-        [
-            r["host"],
-            r["model"],
-            f"{r['provider']}-{r['mode']}",
-            r["status"],
-            r["images"],
-            f"{r['infer_ms']:.2f}" if r["infer_ms"] is not None else "-",
-            f"{r['fps']:.1f}" if r["fps"] is not None else "-",
-            (r["reason"] or "")[:60],
-        ]
-        for r in rows
-    ]
-    print(_table(["host", "model", "run", "status", "images", "infer_ms", "fps", "reason"], table))
-    print(f"summary: {path.resolve()}")
+    for run_dir in run_dirs:
+        write_summary_csv(run_dir)
+        table = [
+            [r["host"], r["model"], f"{r['provider']}-{r['mode']}", r["status"], r["images"],
+             f"{r['infer_ms']:.2f}" if r["infer_ms"] is not None else "-",
+             f"{r['fps']:.1f}" if r["fps"] is not None else "-", (r["reason"] or "")[:60]]
+            for r in summary_rows(run_dir)
+        ]  # fmt: skip
+        print(_table(["host", "model", "run", "status", "images", "infer_ms", "fps", "reason"], table))
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from edgebench.report import ResultsError, format_history, history_table
+
+    try:
+        table = history_table(Path(args.results), since=args.since, device=args.device, model=args.model)
+    except (ResultsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_history(table, all_rows=args.all))
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from edgebench.report import ResultsError, compare_runs, format_compare
+
+    run_a, run_b = Path(args.run_a), Path(args.run_b)
+    try:
+        print(format_compare(compare_runs(run_a, run_b), run_a.name, run_b.name))
+    except (ResultsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 
@@ -302,9 +328,28 @@ def _parser() -> argparse.ArgumentParser:
     scheduled.add_argument("-e", "--extra", action="append", type=_key_value, metavar="KEY=VALUE")
     scheduled.set_defaults(func=_cmd_scheduled_run)
 
-    report = commands.add_parser("report", help="tables of one run's results")
-    report.add_argument("run_dir", help="results/<run_id> directory")
+    report = commands.add_parser("report", help="tables, figures and report.html of one or more runs")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="results/<run_id> directories")
+    report.add_argument("--out", help="output directory (default: RUN_DIR/report)")
+    report.add_argument("--format", help="comma-separated: html, md, csv (default: all)")
+    report.add_argument(
+        "--artifacts", help="artifacts directory for the model-facts table (default: artifacts)"
+    )
+    report.add_argument("--no-timelines", action="store_true", help="skip the per-image timeline figures")
     report.set_defaults(func=_cmd_report)
+
+    history = commands.add_parser("history", help="results across runs, with regression flags")
+    history.add_argument("--results", default="results", help="results directory holding the runs")
+    history.add_argument("--since", help="only runs on or after this date (YYYY-MM-DD)")
+    history.add_argument("--device", help="a host name or a device type")
+    history.add_argument("--model", help="one model")
+    history.add_argument("--all", action="store_true", help="every run of every result, not only the latest")
+    history.set_defaults(func=_cmd_history)
+
+    compare = commands.add_parser("compare", help="two runs side by side")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.set_defaults(func=_cmd_compare)
     return parser
 
 
