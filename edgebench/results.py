@@ -60,9 +60,9 @@ def _count_rows(timings: Path) -> int:
     if not timings.exists():
         return 0
     with timings.open("rb") as handle:
-        lines = handle.read().splitlines()
+        data = handle.read()
     # Header first; a torn last line (no trailing newline after a kill) is not a row.
-    return max(0, len(lines) - 1)
+    return max(0, data.count(b"\n") - 1)
 
 
 def _read_summary(path: Path) -> tuple[dict | None, str | None]:

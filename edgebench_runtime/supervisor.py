@@ -18,6 +18,7 @@ is dropped first); settings that differ from the existing rows' -> refused, the 
 Python 3.6 compatible.
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -407,7 +408,9 @@ class Supervisor(object):
         self.interrupted = False
 
     def log(self, text):
-        self.plan.log(text)
+        # The log goes to run.log on the device's disk: a full disk must not take the run down.
+        with contextlib.suppress(OSError):
+            self.plan.log(text)
 
     def run(self):
         plan = self.plan
@@ -549,13 +552,12 @@ class Supervisor(object):
             return "conflict"
         if artifact_error or unavailable:
             status = "failed" if artifact_error else "skipped"
-            if (
-                existing
-                and existing.get("status") == "complete"
-                and rows >= plan.count
-                and not artifact_error
-            ):
-                self.log("%s: already complete" % label)
+            if existing and existing.get("status") == "complete" and rows >= plan.count:
+                # Measured with the artifact as it was then; a copy corrupted since does not undo it.
+                self.log(
+                    "%s: already complete%s"
+                    % (label, " (artifact now: %s)" % artifact_error if artifact_error else "")
+                )
                 return "complete"
             job["segments_before"] = list((existing or {}).get("segments") or [])
             atomic_write_json(
@@ -587,7 +589,8 @@ class Supervisor(object):
         timings = read_timings(timings_path) if rows else None
         job["start_index"] = rows
         job["seq_start"] = int(timings["seq"][-1]) + 1 if rows else 0
-        job["segment"] = len(job["segments_before"])
+        # A kill of the whole runtime leaves its segment out of the summary; the rows still say it.
+        job["segment"] = max(len(job["segments_before"]), int(timings["segment"].max()) + 1 if rows else 0)
         cooldown = None
         if self.ran_any and plan.cooldown.kind != "none":
             self.log("cooldown %s ..." % plan.cooldown.describe())

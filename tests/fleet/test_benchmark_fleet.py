@@ -57,7 +57,8 @@ def test_fleet_benchmark_collects_every_host(sim_fleet, artifacts_dir, tmp_path)
     must(playbook(sim_fleet, "benchmark.yml", "-e", plan(artifacts_dir, results, "fleet-1")))
     run_dir = results / "fleet-1"
     assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) == [
-        "nano-sim", "rpi4-sim", "summary.csv", "xavier-sim"]  # fmt: skip
+        "nano-sim", "report", "rpi4-sim", "summary.csv", "xavier-sim"]  # fmt: skip
+    assert (run_dir / "report" / "report.html").exists()
     for host in ("rpi4-sim", "nano-sim", "xavier-sim"):
         cpu = summary(run_dir, host, "cpu")
         assert cpu["status"] == "complete" and cpu["images"]["measured"] == 6

@@ -55,7 +55,7 @@ def correctness_artifacts(artifacts_dir, tmp_path_factory):
     return root
 
 
-def _run(artifacts, output, models, providers="cpu", modes="warm", env=None):
+def _run(artifacts, output, models, providers="cpu", modes="warm", env=None, extra=()):
     return subprocess.run(
         [
             sys.executable,
@@ -82,6 +82,7 @@ def _run(artifacts, output, models, providers="cpu", modes="warm", env=None):
             "never",
             "--telemetry-interval",
             "0",
+            *extra,
         ],
         cwd=str(REPO),
         capture_output=True,
@@ -108,6 +109,17 @@ def test_reference_outputs_stored_at_conversion(artifacts_dir):
     with np.load(artifact / "reference.npz") as stored:
         assert stored["input_0"].shape == tuple(manifest["inputs"][0]["shape"])
         assert stored["output_2_0"].shape == tuple(manifest["outputs"][0]["shape"])
+
+
+@pytest.mark.slow
+def test_pillow_decoding_on_the_device_passes_the_check(correctness_artifacts, tmp_path):
+    # Devices without OpenCV decode and resize with Pillow, which antialiases when it shrinks: single
+    # pixels differ from the controller's cv2 tensor by ~1 normalised unit, the mean by far less.
+    result = _run(correctness_artifacts, tmp_path / "pil", "mobilenet_v3_small", extra=("--decode", "pillow"))
+    assert result.returncode == 0, result.stderr
+    verdict = _summary(tmp_path / "pil", "mobilenet_v3_small", "cpu-warm")["correctness"]
+    assert verdict["status"] == "passed", verdict["reason"]
+    assert verdict["input_mean_abs"] < verdict["tolerance"]["input_atol"] < verdict["input_max_abs"]
 
 
 @pytest.mark.slow
