@@ -622,6 +622,10 @@ class Supervisor(object):
         env = dict(os.environ)
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = package_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        # The child starts in this process's memory cgroup; read its OOM counter now, because a
+        # child killed before the first poll can no longer be asked for its own.
+        inherited_cgroup = memory_cgroup(os.getpid())
+        inherited_oom = oom_kill_count(inherited_cgroup)
         started = time.time()
         with open(log_path, "ab") as log_handle:
             log_handle.write(("--- segment %d %s\n" % (job["segment"], _iso(started))).encode("utf-8"))
@@ -646,8 +650,8 @@ class Supervisor(object):
             except (IOError, OSError) as exc:
                 self.log("%s: telemetry disabled: %s" % (label, exc))
         counter = RowCounter(os.path.join(result_dir, "timings.csv"))
-        cgroup = None
-        oom_before = None
+        cgroup = inherited_cgroup
+        oom_before = inherited_oom
         timed_out = False
         last_status = 0.0
         first_row_at = None

@@ -95,7 +95,7 @@ def test_local_benchmark_end_to_end_and_resume(artifacts_dir, tmp_path):
     timings = host_dir / "mobilenet_v3_small" / "cpu-warm" / "timings.csv"
     before = timings.read_text()
     again = playbook("-e", json.dumps(plan), "--tags", "deploy,run,collect", check=True)
-    assert "Push the files that are missing or differ" in again.stdout
-    push = again.stdout.split("Push the files that are missing or differ")[1].split("TASK [")[0]
+    assert "Push the artifacts" in again.stdout
+    push = again.stdout.split("Push the artifacts")[1].split("TASK [")[0]
     assert "changed:" not in push, push
     assert timings.read_text() == before
