@@ -294,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     collect = commands.add_parser(
         "collect-check", help="unpack and check a device's fetched results (collect phase)"
     )
-    collect.add_argument("archive", help="the fetched <host>.tar.gz")
+    collect.add_argument("archive", help="the fetched <host>.tar.gz, or a directory fetched file by file")
     collect.add_argument("--run-dir", required=True, help="controller results/<run_id> directory")
     collect.add_argument("--host", required=True, help="inventory name of the device")
     collect.set_defaults(func=_cmd_collect_check)
