@@ -263,6 +263,26 @@ def _cmd_scheduled_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_wheelhouse(args: argparse.Namespace) -> int:
+    from edgebench.wheelhouse import WheelBuildError, build_runtime_wheel, download_device_wheels
+
+    try:
+        if args.action == "build":
+            path, changed = build_runtime_wheel(Path(args.source), Path(args.dest))
+            print(f"{'built' if changed else 'unchanged'} {path}")
+        else:
+            machine, _, python = args.platform.partition("-py")
+            added = download_device_wheels(
+                Path(args.dest), machine=machine, python=python, manylinux_tags=args.tag,
+                requirements=args.requirements,
+            )  # fmt: skip
+            print("\n".join(f"added {name}" for name in added) or "unchanged")
+    except WheelBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgebench", description="Benchmark neural networks on a fleet of edge devices."
@@ -345,6 +365,20 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--model", help="one model")
     history.add_argument("--all", action="store_true", help="every run of every result, not only the latest")
     history.set_defaults(func=_cmd_history)
+
+    wheelhouse = commands.add_parser("wheelhouse", help="the wheels that provisioning pushes to devices")
+    actions = wheelhouse.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="build the edgebench wheel from a checkout")
+    build.add_argument("--source", default=".", help="edgebench checkout (default: .)")
+    build.add_argument("--dest", required=True, help="directory that keeps the one current wheel")
+    download = actions.add_parser("download", help="download one device platform's dependency wheels")
+    download.add_argument("--dest", required=True, help="directory of this platform's wheels")
+    download.add_argument("--platform", required=True, help="architecture-pyX.Y, e.g. aarch64-py3.8")
+    download.add_argument(
+        "--tag", action="append", required=True, help="manylinux tag to accept, newest first; repeatable"
+    )
+    download.add_argument("requirements", nargs="+", help="requirement specifiers, e.g. numpy>=1.19")
+    wheelhouse.set_defaults(func=_cmd_wheelhouse)
 
     compare = commands.add_parser("compare", help="two runs side by side")
     compare.add_argument("run_a")
