@@ -31,8 +31,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import _loop_baselines as loops  # noqa: E402
+from synthetic import SKELETON, render_people  # noqa: E402
 
 from edgebench_runtime.tasks import Pipeline  # noqa: E402
 from edgebench_runtime.tasks.pose import LIMBS, PAF_CHANNELS  # noqa: E402
@@ -149,50 +151,10 @@ def tiny_yolov2_output(rng, count=4):
     return m.reshape(1, 125, 13, 13)
 
 
-SKELETON = np.array(
-    [
-        (0, 0),
-        (0, 12),
-        (-10, 12),
-        (-14, 28),
-        (-16, 44),
-        (10, 12),
-        (14, 28),
-        (16, 44),
-        (-6, 44),
-        (-7, 66),
-        (-8, 88),
-        (6, 44),
-        (7, 66),
-        (8, 88),
-        (-3, -3),
-        (3, -3),
-        (-6, -1),
-        (6, -1),
-    ],
-    np.float32,
-)
-
-
 def openpose_outputs(rng, size=256, stride=8):
-    cells = size // stride
-    heat = rng.uniform(0, 0.05, (1, 19, cells, cells)).astype(np.float32)
-    pafs = rng.normal(0, 0.02, (1, 38, cells, cells)).astype(np.float32)
-    gy, gx = np.mgrid[0:cells, 0:cells].astype(np.float32)
-    for ox, oy in ((50, 60), (128, 90), (206, 70)):
-        cell_xy = (SKELETON * 1.2 + (ox, oy) - (stride / 2 - 0.5)) / stride
-        for k, (x, y) in enumerate(cell_xy):
-            heat[0, k] = np.maximum(heat[0, k], np.exp(-((gx - x) ** 2 + (gy - y) ** 2) / 2))
-        for (a, b), (cx, cy) in zip(LIMBS, PAF_CHANNELS):  # noqa: B905
-            pa, pb = cell_xy[a], cell_xy[b]
-            v = pb - pa
-            length = np.linalg.norm(v)
-            u = v / length
-            t = np.clip(((gx - pa[0]) * u[0] + (gy - pa[1]) * u[1]) / length, 0, 1)
-            near = np.hypot(gx - (pa[0] + t * v[0]), gy - (pa[1] + t * v[1])) <= 1.0
-            pafs[0, cx][near] = u[0]
-            pafs[0, cy][near] = u[1]
-    return heat, pafs
+    """Three people on low noise, as a trained network's maps look."""
+    people = [SKELETON * 1.2 + np.array(origin, np.float32) for origin in ((50, 60), (128, 90), (206, 70))]
+    return render_people(people, size=size, stride=stride, rng=rng)
 
 
 def lraspp_output(rng, size=520):

@@ -21,18 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edgebench.catalog import load_catalog
 from edgebench_runtime.imaging import Preprocessor, decode_image
 
 cv2.setNumThreads(1)
-SPEC = {
-    "resize": "shorter",
-    "resize_size": 256,
-    "interpolation": "bilinear",
-    "color": "RGB",
-    "scale": 1 / 255.0,
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
+# The catalog's ImageNet recipe, exactly as the converter writes it into a classifier's manifest.
+SPEC = load_catalog().resolve(models=["mobilenet_v3_small"])[0].preprocess
 MEAN = np.array(SPEC["mean"], np.float32)
 STD = np.array(SPEC["std"], np.float32)
 

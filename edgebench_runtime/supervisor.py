@@ -37,6 +37,7 @@ from .telemetry import Sampler, summarize_telemetry
 __all__ = [
     "EXIT",
     "InputError",
+    "OomWatch",
     "Plan",
     "UsageError",
     "kmsg_oom_evidence",
@@ -360,6 +361,41 @@ def kmsg_oom_evidence(pid, limit_bytes=8 << 20):
     return found
 
 
+class OomWatch(object):
+    """Where the kernel would count an out-of-memory kill of a child, and the count before it ran.
+
+    The child starts in this process's memory cgroup, so that counter is read before the child
+    exists: a child killed before the first poll can no longer be asked for its own. A prefix
+    (``--child-prefix``) may move the child elsewhere; ``follow`` picks that up while it runs.
+    """
+
+    def __init__(self, cgroup=None):
+        self.cgroup = cgroup or memory_cgroup(os.getpid())
+        self.before = oom_kill_count(self.cgroup)
+
+    def follow(self, child):
+        """Track the cgroup of a running ``child``; False once it has ended (``child.poll()`` set)."""
+        seen = memory_cgroup(child.pid)
+        if seen is None or seen == self.cgroup:
+            return True
+        count = oom_kill_count(seen)
+        # A child that died meanwhile is a zombie, and a zombie reports the root memory cgroup;
+        # only a read that the child outlived is trusted.
+        if child.poll() is not None:
+            return False
+        self.cgroup, self.before = seen, count
+        return True
+
+    def evidence(self, pid):
+        """Why the SIGKILL of ``pid`` was the OOM killer's, or None."""
+        after = oom_kill_count(self.cgroup)
+        if after is not None and self.before is not None and after > self.before:
+            return "memory cgroup %s oom_kill %d -> %d" % (self.cgroup[1], self.before, after)
+        if after and self.before is None:
+            return "memory cgroup %s oom_kill = %d" % (self.cgroup[1], after)
+        return kmsg_oom_evidence(pid)
+
+
 # --- one job ----------------------------------------------------------------------------------
 
 
@@ -622,10 +658,7 @@ class Supervisor(object):
         env = dict(os.environ)
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = package_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        # The child starts in this process's memory cgroup; read its OOM counter now, because a
-        # child killed before the first poll can no longer be asked for its own.
-        inherited_cgroup = memory_cgroup(os.getpid())
-        inherited_oom = oom_kill_count(inherited_cgroup)
+        oom_watch = OomWatch()
         started = time.time()
         with open(log_path, "ab") as log_handle:
             log_handle.write(("--- segment %d %s\n" % (job["segment"], _iso(started))).encode("utf-8"))
@@ -650,8 +683,6 @@ class Supervisor(object):
             except (IOError, OSError) as exc:
                 self.log("%s: telemetry disabled: %s" % (label, exc))
         counter = RowCounter(os.path.join(result_dir, "timings.csv"))
-        cgroup = inherited_cgroup
-        oom_before = inherited_oom
         timed_out = False
         last_status = 0.0
         first_row_at = None
@@ -663,9 +694,8 @@ class Supervisor(object):
                     code = child.poll()
                     if code is not None:
                         break
-                    seen = memory_cgroup(child.pid)  # re-read: a prefix may move the child
-                    if seen is not None and seen != cgroup:
-                        cgroup, oom_before = seen, oom_kill_count(seen)
+                    if not oom_watch.follow(child):
+                        break
                     now = time.time()
                     if plan.timeout_s and now - started > plan.timeout_s:
                         timed_out = True
@@ -687,7 +717,7 @@ class Supervisor(object):
             if sampler is not None:
                 sampler.stop()
             self.progress.end()
-        summary = self._classify(job, child, timed_out, interrupted, cgroup, oom_before, log_path, started)
+        summary = self._classify(job, child, timed_out, interrupted, oom_watch, log_path, started)
         windows = []
         for segment in summary.get("segments") or []:
             if segment.get("measure_started_unix") and segment.get("measure_ended_unix"):
@@ -758,7 +788,7 @@ class Supervisor(object):
             child.kill()
             child.wait()
 
-    def _classify(self, job, child, timed_out, interrupted, cgroup, oom_before, log_path, started):
+    def _classify(self, job, child, timed_out, interrupted, oom_watch, log_path, started):
         code = child.returncode
         summary_path = os.path.join(job["result_dir"], "summary.json")
         written = read_json(summary_path)
@@ -795,13 +825,7 @@ class Supervisor(object):
             signame = _signal_name(-code)
             evidence = None
             if -code == signal.SIGKILL:
-                after = oom_kill_count(cgroup)
-                if after is not None and oom_before is not None and after > oom_before:
-                    evidence = "memory cgroup %s oom_kill %d -> %d" % (cgroup[1], oom_before, after)
-                elif after and oom_before is None:
-                    evidence = "memory cgroup %s oom_kill = %d" % (cgroup[1], after)
-                else:
-                    evidence = kmsg_oom_evidence(child.pid)
+                evidence = oom_watch.evidence(child.pid)
             if evidence:
                 status, reason = "oom", "killed by SIGKILL: kernel OOM killer (%s)" % evidence
             else:

@@ -15,18 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgebench.catalog import load_catalog
 from edgebench_runtime.results import TIMINGS_COLUMNS, read_timings, summarize_rows
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGENET = {
-    "resize": "shorter",
-    "resize_size": 256,
-    "interpolation": "bilinear",
-    "color": "RGB",
-    "scale": 1 / 255.0,
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
+# The catalog's ImageNet recipe, as the converter writes it into a classifier's manifest.
+IMAGENET = load_catalog().resolve(models=["mobilenet_v3_small"])[0].preprocess
 
 
 # --- test artifacts: the converted classifiers + two custom ONNX models (``raw`` decoder) -------------

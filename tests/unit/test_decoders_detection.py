@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from synthetic import export_session
 
 from edgebench_runtime.imaging import Preprocessor
 from edgebench_runtime.tasks import Pipeline
@@ -374,25 +375,6 @@ def calibrate(module, size, scale):
     return module
 
 
-def export(module, size, path, outputs):
-    module.eval()
-    with torch.no_grad():
-        torch.onnx.export(
-            module,
-            torch.zeros(1, 3, *size),
-            str(path),
-            input_names=["images"],
-            output_names=list(outputs),
-            opset_version=13,
-            dynamo=False,
-        )
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def photo(h, w, seed=0):
     """Noise images: the statistics the random-init models were calibrated on (see calibrate), so
     that their scores spread instead of saturating."""
@@ -437,7 +419,7 @@ def test_end_to_end_yolox_nano(tmp_path):
     torch.manual_seed(0)
     model = calibrate(yolox_nano(), (256, 256), 255.0)
     spread_predictions([*model.head.cls_preds, *model.head.obj_preds])
-    session = export(model, (256, 256), tmp_path / "yolox.onnx", ["output"])
+    session = export_session(model, (256, 256), tmp_path / "yolox.onnx", ["output"])
     pipeline = Pipeline(manifest(YOLOX_DECODER, 256, 256, YOLOX_PRE))
     feeds, geo = pipeline.preprocess(photo(300, 400))
     outputs = session.run(None, feeds)
@@ -467,9 +449,9 @@ def test_end_to_end_yolov5n(tmp_path):
 
     torch.manual_seed(0)
     model = calibrate(yolov5n(), (256, 256), 1.0)
-    session = export(model, (256, 256), tmp_path / "yolov5n.onnx", ["output0", "output1", "output2"])
-    pre = {"resize": "letterbox", "pad_value": 114, "scale": 1 / 255.0}
     names = ("output0", "output1", "output2")
+    session = export_session(model, (256, 256), tmp_path / "yolov5n.onnx", names)
+    pre = {"resize": "letterbox", "pad_value": 114, "scale": 1 / 255.0}
     feeds, geo = Pipeline(manifest(YOLOV5_DECODER, 256, 256, pre, outputs=names)).preprocess(photo(240, 320))
     outputs = session.run(None, feeds)
     assert [o.shape for o in outputs] == [(1, 255, 32, 32), (1, 255, 16, 16), (1, 255, 8, 8)]
@@ -509,7 +491,8 @@ def test_end_to_end_ssdlite(tmp_path, ssdlite):
     torch.manual_seed(0)
     calibrate(ssdlite.backbone, (320, 320), 1.0)
     spread_predictions(ssdlite.head.classification_head.modules())
-    session = export(Head(ssdlite), (320, 320), tmp_path / "ssd.onnx", ["bbox_regression", "cls_logits"])
+    outputs = ["bbox_regression", "cls_logits"]
+    session = export_session(Head(ssdlite), (320, 320), tmp_path / "ssd.onnx", outputs)
     pre = {"resize": "stretch", "scale": 1 / 255.0, "mean": [0.5] * 3, "std": [0.5] * 3}
     names = ("bbox_regression", "cls_logits")
     feeds, geo = Pipeline(manifest(SSD_DECODER, 320, 320, pre, outputs=names)).preprocess(photo(240, 300))
@@ -531,7 +514,7 @@ def test_end_to_end_tiny_yolov2(tmp_path):
     from edgebench.builders.tiny_yolo import tiny_yolov2
 
     torch.manual_seed(0)
-    session = export(
+    session = export_session(
         calibrate(tiny_yolov2(), (416, 416), 1.0), (416, 416), tmp_path / "tiny2.onnx", ["output"]
     )
     feeds, geo = Pipeline(manifest(TINY2_DECODER, 416, 416)).preprocess(photo(300, 400))

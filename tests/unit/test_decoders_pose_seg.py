@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from synthetic import SKELETON, export_session, render_people
 
 from edgebench_runtime.tasks import Pipeline
-from edgebench_runtime.tasks.pose import LIMBS, PAF_CHANNELS, cubic_resize_matrix
+from edgebench_runtime.tasks.pose import cubic_resize_matrix
 
 POSE_DECODER = {
     "name": "openpose_paf",
@@ -26,32 +27,6 @@ POSE_PRE = {
     "mean": [128.0] * 3,
     "std": [256.0] * 3,
 }
-# A standing person, (x, y) offsets in network pixels from the nose, OpenPose keypoint order.
-SKELETON = np.array(
-    [
-        (0, 0),
-        (0, 12),
-        (-10, 12),
-        (-14, 28),
-        (-16, 44),
-        (10, 12),
-        (14, 28),
-        (16, 44),
-        (-6, 44),
-        (-7, 66),
-        (-8, 88),
-        (6, 44),
-        (7, 66),
-        (8, 88),
-        (-3, -3),
-        (3, -3),
-        (-6, -1),
-        (6, -1),
-    ],
-    np.float32,
-)
-
-
 def manifest(decoder, height, width, preprocess, outputs, labels=None):
     return {
         "inputs": [{"name": "images", "shape": [1, 3, height, width], "dtype": "float32"}],
@@ -67,35 +42,6 @@ def geometry(pipeline, orig_h, orig_w):
     geo = pipeline.preprocessor.geometry_for(orig_h, orig_w)
     geo["original"] = (orig_h, orig_w)
     return geo
-
-
-def render_people(people, size=256, stride=8, sigma=1.0):
-    """Heatmaps with a Gaussian per keypoint and PAFs with the unit limb vector within one cell of
-    each limb, at the decoder's convention: cell c is network pixel c * stride + stride / 2 - 0.5."""
-    cells = size // stride
-    heat = np.zeros((1, 19, cells, cells), np.float32)
-    pafs = np.zeros((1, 38, cells, cells), np.float32)
-    gy, gx = np.mgrid[0:cells, 0:cells].astype(np.float32)
-    for keypoints in people:
-        cell_xy = (keypoints - (stride / 2 - 0.5)) / stride
-        for k, (x, y) in enumerate(cell_xy):
-            if np.isnan(x):
-                continue
-            heat[0, k] = np.maximum(heat[0, k], np.exp(-((gx - x) ** 2 + (gy - y) ** 2) / (2 * sigma**2)))
-        for (a, b), (cx, cy) in zip(LIMBS, PAF_CHANNELS):  # noqa: B905
-            pa, pb = cell_xy[a], cell_xy[b]
-            if np.isnan(pa).any() or np.isnan(pb).any():
-                continue
-            v = pb - pa
-            length = np.linalg.norm(v)
-            u = v / length
-            t = np.clip(((gx - pa[0]) * u[0] + (gy - pa[1]) * u[1]) / length, 0, 1)
-            dist = np.hypot(gx - (pa[0] + t * v[0]), gy - (pa[1] + t * v[1]))
-            near = dist <= 1.0
-            pafs[0, cx][near] = u[0]
-            pafs[0, cy][near] = u[1]
-    heat[0, 18] = 1 - heat[0, :18].max(0)
-    return heat, pafs
 
 
 def test_planted_people_decode_to_their_keypoints_and_grouping():
@@ -207,25 +153,6 @@ def test_segmentation_argmax_ties_take_the_first_class():
 # ---- end to end (slow) -------------------------------------------------------------------------
 
 
-def session_for(module, size, path, outputs):
-    import onnxruntime as ort
-
-    module.eval()
-    with torch.no_grad():
-        torch.onnx.export(
-            module,
-            torch.zeros(1, 3, *size),
-            str(path),
-            input_names=["images"],
-            output_names=list(outputs),
-            opset_version=13,
-            dynamo=False,
-        )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 @pytest.mark.slow
 def test_end_to_end_lraspp(tmp_path):
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
@@ -239,7 +166,7 @@ def test_end_to_end_lraspp(tmp_path):
             return self.model(x)["out"]
 
     torch.manual_seed(0)
-    session = session_for(
+    session = export_session(
         Out(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)),
         (128, 128),
         tmp_path / "lraspp.onnx",
@@ -265,7 +192,7 @@ def test_end_to_end_lightweight_openpose(tmp_path):
     from edgebench.builders.openpose import lightweight_openpose
 
     torch.manual_seed(0)
-    session = session_for(lightweight_openpose(), (256, 256), tmp_path / "pose.onnx", ["heatmaps", "pafs"])
+    session = export_session(lightweight_openpose(), (256, 256), tmp_path / "pose.onnx", ["heatmaps", "pafs"])
     pipeline = Pipeline(manifest(POSE_DECODER, 256, 256, POSE_PRE, ("heatmaps", "pafs")))
     feeds, geo = pipeline.preprocess(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))
     outputs = session.run(None, feeds)

@@ -1,0 +1,71 @@
+"""OomWatch: a SIGKILL is called an out-of-memory kill only on the kernel's evidence, also when the
+child dies between two polls (a zombie reports the root memory cgroup, which must not be adopted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from edgebench_runtime.supervisor import OomWatch
+
+V1_MEMORY = Path("/sys/fs/cgroup/memory")
+
+
+@pytest.fixture
+def capped_group():
+    """A fresh cgroup v1 memory group capped at 40 MiB, removed afterwards."""
+    group = V1_MEMORY / f"edgebench-oomwatch-{uuid.uuid4().hex[:8]}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(40 << 20))
+    except OSError as exc:
+        pytest.skip(f"no writable cgroup v1 memory controller here: {exc}")
+    yield group
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_child_killed_between_polls_is_still_called_oom(capped_group):
+    watch = OomWatch(cgroup=(1, str(capped_group)))
+    assert watch.before == 0
+    hog = (
+        f"import os, time; open({str(capped_group / 'cgroup.procs')!r}, 'w').write(str(os.getpid())); "
+        "time.sleep(0.3); block = bytearray(400 << 20); time.sleep(30)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", hog])
+    try:
+        deadline = time.monotonic() + 20
+        while _state(child.pid) != "Z":  # killed, not yet reaped: the window between two polls
+            assert time.monotonic() < deadline, "the child was not OOM-killed"
+            time.sleep(0.005)
+        assert watch.follow(child) is False  # it ended: the zombie's root cgroup is not adopted
+        assert watch.cgroup == (1, str(capped_group))
+        assert child.returncode == -9
+        assert watch.evidence(child.pid) == f"memory cgroup {capped_group} oom_kill 0 -> 1"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_a_plain_sigkill_has_no_evidence(capped_group):
+    watch = OomWatch(cgroup=(1, str(capped_group)))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    (capped_group / "cgroup.procs").write_text(str(child.pid))
+    assert watch.follow(child) is True
+    child.kill()
+    child.wait()
+    assert watch.evidence(child.pid) is None
