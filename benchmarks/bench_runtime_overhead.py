@@ -3,13 +3,13 @@
 Both loops run the same ONNX Runtime session (1 thread) on the same pre-made input tensor; edgebench's
 loop (``edgebench_runtime.bench.measure``) adds its four timer pairs, the backend wrapper, the
 pipeline calls (identity pre-processing, ``raw`` decoder), one timings.csv row write per image and
-an fsync a second. Rounds are ABBA-ordered pairs (bare and edgebench, in a random order); the
-median of the per-round differences is reported with its interquartile range, and the bare-vs-bare
-difference as the noise floor.
+an fsync a second. Each round runs a bare loop, edgebench's loop and a second bare loop in a random
+order; the overhead is the difference of the medians over rounds (with the interquartile range of
+the per-round differences), and the difference between the two bare loops is the noise floor.
 
 Targets (issue 3): <= 2 % for resnet18, <= 50 us per image for mobilenet_v3_small.
 
-Run: .venv/bin/python benchmarks/bench_runtime_overhead.py [--rounds 11]
+Run: .venv/bin/python benchmarks/bench_runtime_overhead.py [--rounds 30]
 """
 
 import argparse
@@ -98,29 +98,23 @@ def bench(name, n, rounds, directory):
     bare_loop(session, feeds, max(10, n // 4))  # warm both
     edgebench_loop(backend, pipeline, image, max(10, n // 4), directory, 99)
     order = np.random.default_rng(1)
-    bare, harness, diffs, infer, noise = [], [], [], [], []
+    # Each round runs three short loops in a random order: bare, edgebench, and bare again (the
+    # noise floor: two identical loops differ by that much on this machine). Medians over rounds
+    # of the per-image means resist the drifts and stalls of a shared machine.
+    loops = {
+        "bare": lambda index: bare_loop(session, feeds, n),
+        "bare_again": lambda index: bare_loop(session, feeds, n),
+        "edgebench": lambda index: edgebench_loop(backend, pipeline, image, n, directory, index)[0],
+    }
+    times = {key: [] for key in loops}
     for index in range(rounds):
-        # ABBA rounds (bare, edgebench, edgebench, bare or the reverse, in a random order) cancel
-        # the linear drifts of a shared machine; the bare-bare difference is each round's noise floor.
-        bare_first = order.random() < 0.5
-        if bare_first:
-            before = bare_loop(session, feeds, n)
-        e1, infer1 = edgebench_loop(backend, pipeline, image, n, directory, 2 * index)
-        if not bare_first:
-            before = bare_loop(session, feeds, n)
-            after = bare_loop(session, feeds, n)
-        e2, infer2 = edgebench_loop(backend, pipeline, image, n, directory, 2 * index + 1)
-        if bare_first:
-            after = bare_loop(session, feeds, n)
-        e, mean_infer = (e1 + e2) / 2.0, (infer1 + infer2) / 2.0
-        b = (before + after) / 2.0
-        bare.append(b)
-        harness.append(e)
-        diffs.append(e - b)
-        infer.append(mean_infer)
-        noise.append(abs(after - before))
-    b, e, d = statistics.median(bare), statistics.median(harness), statistics.median(diffs)
-    quartiles = statistics.quantiles(diffs, n=4) if len(diffs) >= 2 else [d, d, d]
+        for key in order.permutation(sorted(loops)):
+            times[key].append(loops[key](index))
+    _, mean_infer = edgebench_loop(backend, pipeline, image, n, directory, rounds)
+    b, e, b2 = (statistics.median(times[key]) for key in ("bare", "edgebench", "bare_again"))
+    d = e - b
+    diffs = [x - y for x, y in zip(times["edgebench"], times["bare"], strict=True)]
+    quartiles = statistics.quantiles(diffs, n=4)
     return {
         "model": name,
         "images_per_round": n,
@@ -130,23 +124,23 @@ def bench(name, n, rounds, directory):
         "overhead_us": d * 1e6,
         "overhead_iqr_us": (quartiles[0] * 1e6, quartiles[2] * 1e6),
         "overhead_pct": 100.0 * d / b,
-        "recorded_infer_us": statistics.median(infer) * 1e3,
-        "noise_us": statistics.median(noise) * 1e6,
+        "recorded_infer_us": mean_infer * 1e3,
+        "noise_us": abs(b2 - b) * 1e6,
     }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--resnet-images", type=int, default=30)
-    parser.add_argument("--mobilenet-images", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--resnet-images", type=int, default=10)
+    parser.add_argument("--mobilenet-images", type=int, default=100)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         results = [
             bench("resnet18", args.resnet_images, args.rounds, directory),
             bench("mobilenet_v3_small", args.mobilenet_images, args.rounds, directory),
         ]
-    print(f"harness overhead, ONNX Runtime CPU, 1 thread (median of {args.rounds} ABBA rounds)")
+    print(f"harness overhead, ONNX Runtime CPU, 1 thread (median of {args.rounds} rounds in random order)")
     print(
         "{:<20} {:>12} {:>14} {:>12} {:>10} {:>18} {:>16}".format(
             "model",
