@@ -386,6 +386,16 @@ class OomWatch(object):
         self.cgroup, self.before = seen, count
         return True
 
+    def describe(self):
+        """Where the evidence was looked for, for a reason that says no OOM kill was seen."""
+        if not self.cgroup:
+            return ": no memory cgroup readable"
+        return ": memory cgroup %s oom_kill %s -> %s" % (
+            self.cgroup[1],
+            self.before,
+            oom_kill_count(self.cgroup),
+        )
+
     def evidence(self, pid):
         """Why the SIGKILL of ``pid`` was the OOM killer's, or None."""
         after = oom_kill_count(self.cgroup)
@@ -829,7 +839,10 @@ class Supervisor(object):
             if evidence:
                 status, reason = "oom", "killed by SIGKILL: kernel OOM killer (%s)" % evidence
             else:
-                status, reason = "failed", "killed by %s (no out-of-memory evidence found)" % signame
+                status, reason = (
+                    "failed",
+                    "killed by %s (no out-of-memory evidence found%s)" % (signame, oom_watch.describe()),
+                )
         elif code == CHILD_EXIT["oom"] or "MemoryError" in tail or "bad_alloc" in tail:
             status, reason = "oom", "out of memory (MemoryError in the child; exit %s)" % code
         elif code == CHILD_EXIT["skipped"]:

@@ -274,7 +274,13 @@ def test_memory_cap_and_small_disk(sim_fleet_factory):
     host = fleet["cap-sim"]
     memory = Path(host.cfg.cg_memory)
     assert (memory / "memory.limit_in_bytes").read_text().strip() == str(64 * 1024 * 1024)
-    assert set(host.pids()) <= set(simfleet.cgroup_pids(memory)) and host.sshd_pid() in host.pids()
+    # Every process of the host is in its memory cgroup. A process starts in the tracking cgroup and
+    # joins the memory one a moment later, so a snapshot may catch one in between: look again.
+    deadline = time.monotonic() + 10
+    while not set(host.pids()) <= set(simfleet.cgroup_pids(memory)):
+        assert time.monotonic() < deadline, (host.pids(), simfleet.cgroup_pids(memory))
+        time.sleep(0.1)
+    assert host.sshd_pid() in host.pids()
     assert str(host.home) in simfleet._mounts()
     full = host.ssh("head -c 20M /dev/zero > ~/big", check=False)
     assert full.returncode != 0 and "No space left on device" in full.stderr

@@ -69,3 +69,4 @@ def test_a_plain_sigkill_has_no_evidence(capped_group):
     child.kill()
     child.wait()
     assert watch.evidence(child.pid) is None
+    assert watch.describe() == f": memory cgroup {capped_group} oom_kill 0 -> 0"
