@@ -361,6 +361,10 @@ def kmsg_oom_evidence(pid, limit_bytes=8 << 20):
     return found
 
 
+def _is_root_cgroup(cgroup):
+    return os.path.normpath(cgroup[1]) in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")
+
+
 class OomWatch(object):
     """Where the kernel would count an out-of-memory kill of a child, and the count before it ran.
 
@@ -374,14 +378,16 @@ class OomWatch(object):
         self.before = oom_kill_count(self.cgroup)
 
     def follow(self, child):
-        """Track the cgroup of a running ``child``; False once it has ended (``child.poll()`` set)."""
+        """Track the cgroup of a running ``child``; False when it was found ended (``child.poll()`` set)."""
         seen = memory_cgroup(child.pid)
-        if seen is None or seen == self.cgroup:
+        # An exiting process (PF_EXITING: from the start of its exit, through the freeing of its
+        # memory, until it is a zombie and after) reports the root cgroup of a v1 hierarchy. A
+        # child being killed by the OOM killer is exactly such a process, so the root is never
+        # adopted: a prefix moves a child into a cgroup, not out to the root.
+        if seen is None or seen == self.cgroup or _is_root_cgroup(seen):
             return True
         count = oom_kill_count(seen)
-        # A child that died meanwhile is a zombie, and a zombie reports the root memory cgroup;
-        # only a read that the child outlived is trusted.
-        if child.poll() is not None:
+        if child.poll() is not None:  # only a read that the child outlived is trusted
             return False
         self.cgroup, self.before = seen, count
         return True

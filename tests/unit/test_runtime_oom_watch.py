@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edgebench_runtime import supervisor
 from edgebench_runtime.supervisor import OomWatch
 
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
@@ -51,9 +52,9 @@ def test_a_child_killed_between_polls_is_still_called_oom(capped_group):
         while _state(child.pid) != "Z":  # killed, not yet reaped: the window between two polls
             assert time.monotonic() < deadline, "the child was not OOM-killed"
             time.sleep(0.005)
-        assert watch.follow(child) is False  # it ended: the zombie's root cgroup is not adopted
+        watch.follow(child)  # the zombie reports the root memory cgroup, which is not adopted
         assert watch.cgroup == (1, str(capped_group))
-        assert child.returncode == -9
+        assert child.wait() == -9
         assert watch.evidence(child.pid) == f"memory cgroup {capped_group} oom_kill 0 -> 1"
     finally:
         if child.poll() is None:
@@ -70,3 +71,30 @@ def test_a_plain_sigkill_has_no_evidence(capped_group):
     child.wait()
     assert watch.evidence(child.pid) is None
     assert watch.describe() == f": memory cgroup {capped_group} oom_kill 0 -> 0"
+
+
+class _Running:
+    """A child that is still running as far as poll() can tell (as one in the middle of exiting)."""
+
+    pid = 4242
+
+    def poll(self):
+        return None
+
+
+def test_an_exiting_child_reporting_the_root_cgroup_is_not_followed(monkeypatch):
+    # From the start of its exit until it is reaped, a process shows "memory:/" in a v1 hierarchy,
+    # and a process freeing hundreds of MiB after an OOM kill stays there long enough to be polled.
+    monkeypatch.setattr(supervisor, "memory_cgroup", lambda pid: (1, "/sys/fs/cgroup/memory/"))
+    monkeypatch.setattr(supervisor, "oom_kill_count", lambda cgroup: 7 if "host" in cgroup[1] else 0)
+    watch = OomWatch(cgroup=(1, "/sys/fs/cgroup/memory/fleet/host"))
+    assert watch.follow(_Running()) is True
+    assert watch.cgroup == (1, "/sys/fs/cgroup/memory/fleet/host") and watch.before == 7
+
+
+def test_a_child_moved_by_a_prefix_is_followed(monkeypatch):
+    monkeypatch.setattr(supervisor, "memory_cgroup", lambda pid: (1, "/sys/fs/cgroup/memory/bench"))
+    monkeypatch.setattr(supervisor, "oom_kill_count", lambda cgroup: 3 if cgroup[1].endswith("bench") else 0)
+    watch = OomWatch(cgroup=(1, "/sys/fs/cgroup/memory/fleet/host"))
+    assert watch.follow(_Running()) is True
+    assert watch.cgroup == (1, "/sys/fs/cgroup/memory/bench") and watch.before == 3
