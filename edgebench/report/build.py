@@ -12,6 +12,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -339,23 +340,12 @@ def build_report(
 
     md_path = out_dir / "report.md"
     if "md" in formats:
-        md_path.write_text(
-            _markdown(
-                title,
-                overview,
-                warnings,
-                changes,
-                changes_note,
-                devices,
-                units,
-                multi_unit,
-                speedup,
-                facts,
-                warm_cold,
-                failures,
-                figures,
-            )
-        )
+        sections = SimpleNamespace(
+            title=title, overview=overview, warnings=warnings, changes=changes, changes_note=changes_note,
+            devices=devices, units=units, multi_unit=multi_unit, speedup=speedup, facts=facts,
+            warm_cold=warm_cold, failures=failures, figures=figures,
+        )  # fmt: skip
+        md_path.write_text(_markdown(sections))
         written.append("report.md")
 
     if "html" in formats:
@@ -410,51 +400,39 @@ def _version() -> str:
         return "unknown"
 
 
-def _markdown(
-    title,
-    overview,
-    warnings,
-    changes,
-    changes_note,
-    devices,
-    units,
-    multi_unit,
-    speedup,
-    facts,
-    warm_cold,
-    failures,
-    figures,
-) -> str:
+def _markdown(report: SimpleNamespace) -> str:
+    """report.md: the same sections as the HTML report, from what build_report assembled."""
+    overview = report.overview
     out = [
-        f"# {title}",
+        f"# {report.title}",
         "",
         f"{overview['hosts']} hosts, {overview['device_types']} device types; {overview['complete']}/"
-        f"{overview['results']} results complete; {len(warnings)} warnings; {overview['regressions']} "
+        f"{overview['results']} results complete; {len(report.warnings)} warnings; {overview['regressions']} "
         "regressions since the previous run.",
         "",
     ]
-    if warnings:
-        out += ["## Warnings", ""] + [f"- {w['text']}" for w in warnings] + [""]
-    out += ["## Changes since the previous run", "", changes_note, ""]
-    if not changes.empty:
-        out += [to_markdown(changes, columns=_CHANGE_COLUMNS), ""]
+    if report.warnings:
+        out += ["## Warnings", ""] + [f"- {w['text']}" for w in report.warnings] + [""]
+    out += ["## Changes since the previous run", "", report.changes_note, ""]
+    if not report.changes.empty:
+        out += [to_markdown(report.changes, columns=_CHANGE_COLUMNS), ""]
     out += ["## Per device type and provider", ""]
-    for (d, p, m), t in devices.items():
+    for (d, p, m), t in report.devices.items():
         out += [
             f"### {d} · {p} · {m}",
             "",
             to_markdown(t, columns=[c for c in _DEVICE_COLUMNS if c in t]),
             "",
         ]
-    if multi_unit:
-        out += ["## Each unit's own figures", "", to_markdown(units), ""]
+    if report.multi_unit:
+        out += ["## Each unit's own figures", "", to_markdown(report.units), ""]
     for name, table in (
-        ("Speed-up against CPU", speedup),
-        ("Model facts", facts),
-        ("Warm vs cold", warm_cold),
-        ("Failures", failures),
+        ("Speed-up against CPU", report.speedup),
+        ("Model facts", report.facts),
+        ("Warm vs cold", report.warm_cold),
+        ("Failures", report.failures),
     ):
         out += [f"## {name}", "", to_markdown(table) if not table.empty else "None.", ""]
-    if figures:
-        out += ["## Figures", ""] + [f"![{f['title']}]({f['src']})" for f in figures]
+    if report.figures:
+        out += ["## Figures", ""] + [f"![{f['title']}]({f['src']})" for f in report.figures]
     return "\n".join(out) + "\n"

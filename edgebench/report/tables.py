@@ -41,6 +41,9 @@ __all__ = [
     "warm_cold_table",
 ]
 
+# What names one result: run, device, model, provider (with precision) and mode.
+RESULT_KEY = ("run_id", "device_type", "host", "model", "provider", "mode")
+
 PHASE_NAMES = ("decode_ms", "pre_ms", "infer_ms", "post_ms", "total_ms", "e2e_ms")
 STATS = ("mean", "std", "min", "max", "p50", "p90", "p99")
 NOT_COMPLETE = ("partial", "failed", "oom", "timeout", "skipped", "missing")
@@ -66,7 +69,7 @@ class ResultSet:
                 if row.rows and path.exists():
                     frame = pd.read_csv(path, on_bad_lines="skip", dtype={"result": str, "image": str})
                     frame = frame.dropna(subset=["infer_ms"])
-                    for key in ("run_id", "host", "device_type", "model", "provider", "mode"):
+                    for key in RESULT_KEY:
                         frame[key] = getattr(row, key)
                     frames.append(frame)
             self._timings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -232,12 +235,7 @@ def _complete(runs: pd.DataFrame) -> pd.DataFrame:
 def unit_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Each unit's own figures: one row per run × host × model × provider × mode (complete)."""
     cols = [
-        "run_id",
-        "device_type",
-        "host",
-        "model",
-        "provider",
-        "mode",
+        *RESULT_KEY,
         "pre_ms_mean",
         "infer_ms_mean",
         "post_ms_mean",
@@ -446,12 +444,7 @@ def failure_table(runs: pd.DataFrame) -> pd.DataFrame:
     results whose files disagree), with images completed and the reason."""
     bad = runs[(runs["status"] != "complete") | (runs["problem"] != "")]
     cols = [
-        "run_id",
-        "device_type",
-        "host",
-        "model",
-        "provider",
-        "mode",
+        *RESULT_KEY,
         "status",
         "images_measured",
         "images_requested",
