@@ -264,7 +264,12 @@ def _cmd_scheduled_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_wheelhouse(args: argparse.Namespace) -> int:
-    from edgebench.wheelhouse import WheelBuildError, build_runtime_wheel, download_device_wheels
+    from edgebench.wheelhouse import (
+        WheelBuildError,
+        build_runtime_wheel,
+        download_device_wheels,
+        download_source_packages,
+    )
 
     try:
         if args.action == "build":
@@ -272,10 +277,14 @@ def _cmd_wheelhouse(args: argparse.Namespace) -> int:
             print(f"{'built' if changed else 'unchanged'} {path}")
         else:
             machine, _, python = args.platform.partition("-py")
-            added = download_device_wheels(
-                Path(args.dest), machine=machine, python=python, manylinux_tags=args.tag,
-                requirements=args.requirements,
-            )  # fmt: skip
+            added = []
+            if args.source:
+                added += download_source_packages(Path(args.dest), python=python, packages=args.source)
+            if args.requirements:
+                added += download_device_wheels(
+                    Path(args.dest), machine=machine, python=python, manylinux_tags=args.tag,
+                    requirements=args.requirements,
+                )  # fmt: skip
             print("\n".join(f"added {name}" for name in added) or "unchanged")
     except WheelBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -377,7 +386,14 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--tag", action="append", required=True, help="manylinux tag to accept, newest first; repeatable"
     )
-    download.add_argument("requirements", nargs="+", help="requirement specifiers, e.g. numpy>=1.19")
+    download.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        help="a package to fetch as its source distribution "
+        "(no wheels exist: pycuda), built on the device; repeatable",
+    )
+    download.add_argument("requirements", nargs="*", help="requirement specifiers, e.g. numpy>=1.19")
     wheelhouse.set_defaults(func=_cmd_wheelhouse)
 
     compare = commands.add_parser("compare", help="two runs side by side")

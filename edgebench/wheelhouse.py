@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +23,7 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["WheelBuildError", "build_runtime_wheel", "download_device_wheels"]
+__all__ = ["WheelBuildError", "build_runtime_wheel", "download_device_wheels", "download_source_packages"]
 
 # What the build needs from the checkout; everything else (venv, artifacts, results) stays out.
 _SOURCE_ITEMS = ("pyproject.toml", "README.md", "edgebench", "edgebench_runtime")
@@ -113,31 +115,69 @@ def build_runtime_wheel(source_root: Path, dest_dir: Path) -> tuple[Path, bool]:
         return target, changed
 
 
+def _fetch(dest_dir: Path, pip_args: list[str], fingerprint: dict, kind: str) -> list[str]:
+    """Run ``pip download`` into a scratch folder under the lock and move new files into ``dest_dir``.
+
+    A ``.resolved-<kind>.json`` stamp remembers what the folder was filled for: the same request
+    again (every rerun of a scheduled benchmark) returns at once without asking the index.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dest_dir / f".resolved-{kind}.json"
+    wanted = json.dumps(fingerprint, sort_keys=True)
+    with (
+        _locked(dest_dir.parent / f".{dest_dir.name}.lock"),
+        tempfile.TemporaryDirectory(prefix=".download-", dir=dest_dir.parent) as scratch,
+    ):
+        if stamp.exists() and stamp.read_text() == wanted:
+            return []
+        # pip skips what --find-links already offers, so only missing files are fetched.
+        _pip(["download", "--quiet", "--find-links", str(dest_dir), "--dest", scratch, *pip_args])
+        added = []
+        for fetched in sorted(Path(scratch).iterdir()):
+            target = dest_dir / fetched.name
+            if not target.exists():
+                os.replace(fetched, target)
+                added.append(fetched.name)
+        staged = dest_dir / f".resolved-{kind}.json.partial"
+        staged.write_text(wanted)
+        os.replace(staged, stamp)
+        return added
+
+
+def _target(machine: str, python: str, manylinux_tags: list[str]) -> list[str]:
+    platforms = [f"--platform={tag}_{machine}" for tag in manylinux_tags]
+    return ["--implementation", "cp", "--python-version", python, *platforms]
+
+
 def download_device_wheels(
     dest_dir: Path, *, machine: str, python: str, manylinux_tags: list[str], requirements: list[str]
 ) -> list[str]:
     """Download binary wheels of ``requirements`` for one device platform into ``dest_dir``.
 
-    ``machine`` is the device's architecture (``aarch64``, ``x86_64``), ``python`` its ``X.Y``.
-    Returns the names of the wheels that were not there before.
+    ``machine`` is the device's architecture (``aarch64``, ``x86_64``), ``python`` its ``X.Y``:
+    pip picks, for each requirement, the newest version with a wheel for that interpreter (numpy
+    1.19.5 and onnxruntime 1.10.0 for Python 3.6). Returns the names of the wheels that were not
+    there before.
     """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    platforms = [f"--platform={tag}_{machine}" for tag in manylinux_tags]
-    with (
-        _locked(dest_dir.parent / f".{dest_dir.name}.lock"),
-        tempfile.TemporaryDirectory(prefix=".download-", dir=dest_dir.parent) as scratch,
-    ):
-        # pip skips what --find-links already offers, so only missing wheels are fetched.
-        _pip([
-            "download", "--quiet", "--only-binary=:all:", "--implementation", "cp",
-            "--python-version", python, *platforms, "--find-links", str(dest_dir), "--dest", scratch,
-            *requirements,
-        ])  # fmt: skip
-        added = []
-        for fetched in sorted(Path(scratch).glob("*.whl")):
-            target = dest_dir / fetched.name
-            if not target.exists():
-                os.replace(fetched, target)
-                added.append(fetched.name)
-        return added
+    target = _target(machine, python, manylinux_tags)
+    fingerprint = {"binary": requirements, "target": target}
+    return _fetch(dest_dir, ["--only-binary=:all:", *target, *requirements], fingerprint, "binary")
+
+
+def download_source_packages(dest_dir: Path, *, python: str, packages: list[str]) -> list[str]:
+    """Download the source distributions of ``packages`` (no dependencies) for a device's ``python``.
+
+    For packages that PyPI has no wheels of (pycuda): the device builds them against its own
+    libraries. pip still honours each release's Requires-Python for the device's interpreter.
+    """
+    fingerprint = {"source": packages, "python": python}
+    # Only the named packages come as sources; --no-build-isolation reads their metadata with the
+    # controller's own setuptools and numpy instead of building numpy from source for it.
+    args = ["--no-deps", "--no-build-isolation", "--python-version", python]
+    args += [f"--no-binary={_project_name(package)}" for package in packages]
+    return _fetch(dest_dir, [*args, *packages], fingerprint, "source")
+
+
+def _project_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]

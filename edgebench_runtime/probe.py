@@ -129,6 +129,7 @@ def _ort_providers():
 def probe(root="/"):
     """The probe as a dict; ``root`` lets tests point at a fake filesystem."""
     from .backends import provider_availability
+    from .provisioned import installed_packages, optional_packages
 
     state = TelemetryState(root=root)
     providers = {}
@@ -165,6 +166,9 @@ def probe(root="/"):
             "opencv": _module_version("cv2"),
             "pillow": _module_version("PIL"),
         },
+        # Every distribution in the runtime's environment, as pip resolved them for this device.
+        "packages": installed_packages(),
+        "provision": optional_packages(),
         "onnxruntime_providers": _ort_providers(),
         "providers": providers,
         "available_providers": sorted(name for name, item in providers.items() if item["available"]),

@@ -10,6 +10,7 @@ Python 3.6 compatible.
 
 import os
 
+from ..provisioned import absent_reasons
 from .base import Backend, ProviderUnavailable, parse_provider
 
 __all__ = ["GRAPH_OPT_LEVELS", "OrtBackend"]
@@ -56,12 +57,14 @@ class OrtBackend(Backend):
         wanted = ORT_PROVIDERS[family]
         available = ort.get_available_providers()
         if wanted not in available:
-            return False, "%s is not among this onnxruntime's providers (%s %s: %s)" % (
+            reason = "%s is not among this onnxruntime's providers (%s %s: %s)" % (
                 wanted,
                 getattr(ort, "__name__", "onnxruntime"),
                 ort.__version__,
                 ", ".join(available),
             )
+            notes = absent_reasons(("onnxruntime-gpu",)) if family == "cuda" else []
+            return False, "; ".join([reason] + ["provisioning: %s" % note for note in notes])
         return True, None
 
     def version(self):

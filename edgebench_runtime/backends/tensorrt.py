@@ -33,6 +33,7 @@ import sys
 
 import numpy as np
 
+from ..provisioned import absent_reasons
 from .base import Backend, ProviderUnavailable, parse_provider
 
 __all__ = [
@@ -75,6 +76,13 @@ def _import_status():
         cuda_version = getattr(package, "VERSION_TEXT", None) or getattr(driver, "VERSION_TEXT", "unknown")
     except Exception as exc:
         reasons.append("pycuda not importable (%s)" % exc)
+    if trt_version is None:
+        reasons.append(
+            "on a Jetson, JetPack installs the bindings for its system Python (python3-libnvinfer): "
+            "run the runtime with that Python and edgebench_system_site_packages: true"
+        )
+    if reasons:
+        reasons.extend("provisioning: %s" % note for note in absent_reasons(("pycuda", "tensorrt")))
     return trt_version, cuda_version, "; ".join(reasons) or None
 
 

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from edgebench import wheelhouse
-from edgebench.wheelhouse import WheelBuildError, build_runtime_wheel, download_device_wheels
+from edgebench.wheelhouse import (
+    WheelBuildError,
+    build_runtime_wheel,
+    download_device_wheels,
+    download_source_packages,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,8 +83,31 @@ def test_concurrent_downloads_fill_the_platform_folder_once(tmp_path):
     with ThreadPoolExecutor(max_workers=2) as pool:
         added = list(pool.map(download, range(2)))
     assert sorted(added) == [[], ["six-1.16.0-py2.py3-none-any.whl"]]
-    assert sorted(p.name for p in dest.iterdir()) == ["six-1.16.0-py2.py3-none-any.whl"]
+    assert sorted(p.name for p in dest.glob("*.whl")) == ["six-1.16.0-py2.py3-none-any.whl"]
     assert download(None) == []
+
+
+def test_a_repeated_request_asks_no_index_and_a_changed_one_does(tmp_path, monkeypatch):
+    dest = tmp_path / "x86_64-py3.6"
+    calls = []
+    real_pip = wheelhouse._pip
+    monkeypatch.setattr(wheelhouse, "_pip", lambda args, **env: calls.append(args) or real_pip(args, **env))
+
+    def download(requirements):
+        return download_device_wheels(
+            dest, machine="x86_64", python="3.6", manylinux_tags=["manylinux2014"], requirements=requirements
+        )
+
+    assert download(["six==1.16.0"]) == ["six-1.16.0-py2.py3-none-any.whl"]
+    assert download(["six==1.16.0"]) == [] and len(calls) == 1
+    assert download(["six==1.16.0", "pip"]) == ["pip-21.3.1-py3-none-any.whl"]  # the last pip for 3.6
+    assert len(calls) == 2
+
+
+def test_source_packages_come_as_sdists_for_the_device_python(tmp_path):
+    dest = tmp_path / "x86_64-py3.6-gpu-sources"
+    added = download_source_packages(dest, python="3.6", packages=["six==1.16.0"])
+    assert added == ["six-1.16.0.tar.gz"]
 
 
 def test_a_requirement_with_no_wheel_for_the_platform_names_it(tmp_path):
