@@ -7,7 +7,8 @@ child, keeps status.json fresh, enforces the timeout and classifies how the chil
 * the child wrote its final summary.json: that is the truth (complete, failed, oom via
   MemoryError/allocation failure, skipped);
 * killed by SIGKILL: ``oom`` when the kernel's OOM evidence is found (the child's memory cgroup
-  ``oom_kill`` counter rose, or /dev/kmsg names the pid), otherwise ``failed``;
+  ``oom_kill`` counter rose, or /dev/kmsg names the pid, or, where the cgroup files cannot be read,
+  the kernel's own oom_kill counter in /proc/vmstat rose while the child ran), otherwise ``failed``;
 * killed by the timeout: ``timeout``; any other death: ``failed`` with the child's log tail.
 
 Resume rules (without ``--force``): complete with at least the requested rows -> skipped over
@@ -44,6 +45,7 @@ __all__ = [
     "memory_cgroup",
     "oom_kill_count",
     "run_plan",
+    "vmstat_oom_kills",
 ]
 
 EXIT = {"ok": 0, "internal": 1, "usage": 2, "input": 3, "incomplete": 4, "interrupted": 130}
@@ -361,6 +363,23 @@ def kmsg_oom_evidence(pid, limit_bytes=8 << 20):
     return found
 
 
+def vmstat_oom_kills(path="/proc/vmstat"):
+    """The kernel's count of out-of-memory kills since boot (Linux 4.13+), or None.
+
+    Any user can read it on any kernel, whatever cgroup files and kernel log a device hides: it is
+    the evidence of last resort. It counts every OOM kill on the device, so it is read only
+    around one child's life and only consulted for a child that died by SIGKILL.
+    """
+    try:
+        with open(path) as handle:
+            for line in handle:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (IOError, OSError, ValueError):
+        return None
+    return None
+
+
 def _is_root_cgroup(cgroup):
     return os.path.normpath(cgroup[1]) in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")
 
@@ -373,9 +392,11 @@ class OomWatch(object):
     (``--child-prefix``) may move the child elsewhere; ``follow`` picks that up while it runs.
     """
 
-    def __init__(self, cgroup=None):
+    def __init__(self, cgroup=None, vmstat="/proc/vmstat"):
         self.cgroup = cgroup or memory_cgroup(os.getpid())
         self.before = oom_kill_count(self.cgroup)
+        self.vmstat = vmstat
+        self.kernel_before = vmstat_oom_kills(vmstat)
 
     def follow(self, child):
         """Track the cgroup of a running ``child``; False when it was found ended (``child.poll()`` set)."""
@@ -394,12 +415,14 @@ class OomWatch(object):
 
     def describe(self):
         """Where the evidence was looked for, for a reason that says no OOM kill was seen."""
+        kernel = "; %s oom_kill %s -> %s" % (self.vmstat, self.kernel_before, vmstat_oom_kills(self.vmstat))
         if not self.cgroup:
-            return ": no memory cgroup readable"
-        return ": memory cgroup %s oom_kill %s -> %s" % (
+            return ": no memory cgroup readable" + kernel
+        return ": memory cgroup %s oom_kill %s -> %s%s" % (
             self.cgroup[1],
             self.before,
             oom_kill_count(self.cgroup),
+            kernel,
         )
 
     def evidence(self, pid):
@@ -409,7 +432,21 @@ class OomWatch(object):
             return "memory cgroup %s oom_kill %d -> %d" % (self.cgroup[1], self.before, after)
         if after and self.before is None:
             return "memory cgroup %s oom_kill = %d" % (self.cgroup[1], after)
-        return kmsg_oom_evidence(pid)
+        found = kmsg_oom_evidence(pid)
+        if found or after is not None:
+            # A readable cgroup counter that did not rise is a no: the kernel counts every OOM
+            # kill, global or not, in the victim's cgroup. The global counter is for a device that
+            # hides its cgroups, where it is the only evidence there is.
+            return found
+        kernel_after = vmstat_oom_kills(self.vmstat)
+        if kernel_after is not None and self.kernel_before is not None and kernel_after > self.kernel_before:
+            return "the kernel counted %d out-of-memory kill(s) while it ran (%s oom_kill %d -> %d)" % (
+                kernel_after - self.kernel_before,
+                self.vmstat,
+                self.kernel_before,
+                kernel_after,
+            )
+        return None
 
 
 # --- one job ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import pwd
@@ -331,6 +332,14 @@ class HostSpec:
     memory_limit_mb: int | None = None
     home_size_mb: int | None = None
     host_vars: dict = dataclasses.field(default_factory=dict)
+    # pyenv versions ("3.6.15") reachable inside the host at their own prefix (JetPack's Pythons).
+    pythons: tuple[str, ...] = ()
+    # Hide /sys/fs/cgroup and /dev/kmsg from the host, as a device in a container or network
+    # namespace does: out-of-memory evidence must then come from /proc/vmstat.
+    hide_cgroups: bool = False
+    # A foreign userland: a root filesystem tarball (build_rootfs) that the host's sessions run in
+    # under qemu-user (ChrootDirectory); its architecture is what uname and Ansible report.
+    rootfs: str | None = None
 
     @classmethod
     def coerce(cls, item) -> HostSpec:
@@ -386,6 +395,9 @@ class HostConfig:
     client_key: str
     known_hosts: str
     host_vars: dict
+    pythons: dict = dataclasses.field(default_factory=dict)  # version -> prefix on this machine
+    hide_cgroups: bool = False
+    rootfs: str | None = None  # the host's unpacked root filesystem (a foreign userland)
 
     def p(self, name: str) -> Path:
         return Path(self.state_dir, name)
@@ -529,11 +541,128 @@ def protect_namespace(cfg: HostConfig) -> None:
         raise SimFleetError(f"{BOOT_ID_PATH} is not the host's own boot id")
 
 
+def _blocking_ancestor(path: str) -> str | None:
+    """The first directory above ``path`` that others cannot traverse (root's home, mode 700)."""
+    current = "/"
+    for part in Path(path).parts[1:-1]:
+        current = os.path.join(current, part)
+        if not os.stat(current).st_mode & 0o001:
+            return current
+    return None
+
+
+def expose_pythons(cfg: HostConfig) -> None:
+    """Make pyenv's interpreters reachable at their own prefix, in this namespace only.
+
+    pyenv keeps them in root's home (mode 700) and their RUNPATH points there, so the prefix has to
+    stay the same path: each prefix is bound aside, a world-traversable tmpfs covers the blocking
+    directory (here, not on the machine), and the prefixes are bound back at their paths. Nothing
+    on the machine changes mode."""
+    if not cfg.pythons:
+        return
+    staging = cfg.p("pythons")
+    blocked = {}
+    for version, prefix in cfg.pythons.items():
+        aside = staging / version
+        aside.mkdir(parents=True, exist_ok=True)
+        _bind(cfg, prefix, str(aside))
+        ancestor = _blocking_ancestor(prefix)
+        if ancestor:
+            blocked.setdefault(ancestor, []).append((prefix, aside))
+    for ancestor, prefixes in blocked.items():
+        _run([cfg.mount, "-t", "tmpfs", "-o", "mode=0755,size=1m", "ebsim-pythons", ancestor])
+        for prefix, aside in prefixes:
+            os.makedirs(prefix, mode=0o755, exist_ok=True)
+            _bind(cfg, aside, prefix)
+    for version, prefix in cfg.pythons.items():
+        if _blocking_ancestor(prefix) is not None:
+            raise SimFleetError(f"python {version} at {prefix} is still not reachable")
+
+
+def hide_cgroups(cfg: HostConfig) -> None:
+    """An empty read-only tmpfs over /sys/fs/cgroup and /dev/null over /dev/kmsg, in this namespace:
+    the host's processes stay in their (capped) cgroups, they only cannot read them."""
+    _run([cfg.mount, "-t", "tmpfs", "-o", "ro,mode=0755,size=1k", "ebsim-nocgroup", str(CGROUP_ROOT)])
+    if os.path.exists("/dev/kmsg"):
+        _bind(cfg, "/dev/null", "/dev/kmsg")
+
+
+# Where a host's foreign root filesystem is mounted in its namespace: sshd's ChrootDirectory wants
+# every component root-owned and not writable by others, which a fleet under /tmp is not.
+CHROOT_MOUNTPOINT = "/run/edgebench-simfleet-root"
+# What an aarch64 board's /proc/cpuinfo says (a Cortex-A72, as on a Raspberry Pi 4). onnxruntime
+# reads it at import and crashes under qemu-user on this machine's x86 one.
+AARCH64_CPUINFO = (
+    "processor\t: {index}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+    "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
+    "CPU revision\t: 3\n\n"
+)
+
+
+def _resolve_inside(root: str, path: str) -> str:
+    """``path`` with its symlinks followed inside ``root`` (absolute targets are root-relative)."""
+    for _ in range(40):
+        full = root + path
+        if not os.path.islink(full):
+            return path
+        target = os.readlink(full)
+        if not target.startswith("/"):
+            target = os.path.join(os.path.dirname(path), target)
+        path = os.path.normpath(target)
+    raise SimFleetError(f"symlink loop at {root}{path}")
+
+
+def prepare_rootfs(cfg: HostConfig) -> None:
+    """Mount the foreign userland with this host's identity and stand-ins inside it; verify.
+
+    The machine's own sshd (outside) authenticates and then chroots each session into it; every
+    binary there runs under qemu-user. The fleet directory is bound at its own path inside, so
+    homes, stand-ins and fleetd's socket keep their paths."""
+    root = CHROOT_MOUNTPOINT
+    _bind(cfg, cfg.rootfs, root)
+    _run([cfg.mount, "-t", "proc", "proc", f"{root}/proc"])
+    _run([cfg.mount, "--rbind", "/dev", f"{root}/dev"])
+    _run([cfg.mount, "--rbind", "/sys", f"{root}/sys"])
+    _bind(cfg, cfg.p("cpuinfo"), f"{root}/proc/cpuinfo")
+    _bind(cfg, cfg.boot_id_file, f"{root}{BOOT_ID_PATH}")
+    _bind(cfg, "/dev/null", f"{root}{SYSRQ_TRIGGER}")
+    _bind(cfg, cfg.base_dir, f"{root}{cfg.base_dir}")
+    for name, target in (("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
+                         ("machine-id", "/etc/machine-id")):
+        _bind(cfg, cfg.p(name), f"{root}{target}")
+    if cfg.hide_cgroups:
+        _run([cfg.mount, "-t", "tmpfs", "-o", "ro,mode=0755,size=1k", "ebsim-nocgroup",
+              f"{root}{CGROUP_ROOT}"])
+    targets = []
+    for directory in BIN_DIRS:
+        for name in POWER_COMMANDS:
+            if os.path.lexists(f"{root}{directory}/{name}"):
+                real = _resolve_inside(root, f"{directory}/{name}")
+                if os.path.exists(root + real) and real not in targets:
+                    targets.append(real)
+    for real in targets:
+        _bind(cfg, cfg.standin, root + real)
+    local_sbin = root + LOCAL_SBIN
+    if os.path.isdir(local_sbin) and not os.listdir(local_sbin):
+        _bind(cfg, cfg.bin_dir, local_sbin)
+    wrong = [f"{d}/{n}" for d in BIN_DIRS for n in POWER_COMMANDS
+             if os.path.exists(f"{root}{d}/{n}") and not _same_file(f"{root}{d}/{n}", cfg.standin)]
+    if wrong:
+        raise SimFleetError(f"stand-ins not in place inside the root filesystem over: {wrong}")
+    if Path(f"{root}{BOOT_ID_PATH}").read_text() != cfg.boot_id_file.read_text():
+        raise SimFleetError(f"{BOOT_ID_PATH} inside the root filesystem is not the host's own boot id")
+
+
 def _inner_main(state_dir: str) -> None:
     cfg = HostConfig.load(state_dir)
     try:
         socket.sethostname(cfg.name)
         protect_namespace(cfg)
+        expose_pythons(cfg)
+        if cfg.hide_cgroups:
+            hide_cgroups(cfg)
+        if cfg.rootfs:
+            prepare_rootfs(cfg)
     except Exception as exc:  # fail closed: no sshd without every stand-in in place
         print(f"simfleet: host {cfg.name} NOT started: {exc}", file=sys.stderr, flush=True)
         os._exit(3)
@@ -929,6 +1058,10 @@ class SimHost:
         out = self.ssh(f"nohup sh -c {shlex.quote(command)} >/dev/null 2>&1 </dev/null & echo $!")
         return int(out.stdout.strip())
 
+    def python(self, version: str) -> str:
+        """The path of pyenv's CPython ``version`` inside this host (HostSpec.pythons)."""
+        return f"{self.cfg.pythons[version]}/bin/python{'.'.join(version.split('.')[:2])}"
+
     def inventory_vars(self) -> dict:
         common = (f"-o UserKnownHostsFile={shlex.quote(self.cfg.known_hosts)} -o IdentitiesOnly=yes "
                   + SSH_KEEPALIVE_ARGS)
@@ -1140,6 +1273,11 @@ class SimFleet:
             _set_memory_limit(Path(cg_memory), spec.memory_limit_mb)
         track = cg_root / self.fleet_id / spec.name
         track.mkdir()
+        pythons = {version: pyenv_prefix(version) for version in spec.pythons}
+        rootfs = None
+        if spec.rootfs:
+            rootfs = str(state_dir / "rootfs")
+            _unpack_rootfs(spec.rootfs, Path(rootfs), self.base_dir, entry, spec.name)
         cfg = HostConfig(
             name=spec.name, groups=list(spec.groups), label=spec.label or spec.name, user=user,
             uid=entry.pw_uid, gid=entry.pw_gid, home=str(home), address=address, port=port,
@@ -1149,7 +1287,12 @@ class SimFleet:
             memory_limit_mb=spec.memory_limit_mb, home_size_mb=spec.home_size_mb,
             boot_delay=self.boot_delay, shutdown_grace=self.shutdown_grace,
             machine_mnt_ns=_mount_ns(), client_key=str(self.client_key_path),
-            known_hosts=str(self.known_hosts_path), host_vars=dict(spec.host_vars))
+            known_hosts=str(self.known_hosts_path), host_vars=dict(spec.host_vars), pythons=pythons,
+            hide_cgroups=spec.hide_cgroups, rootfs=rootfs)
+        if rootfs:
+            os.makedirs(CHROOT_MOUNTPOINT, mode=0o755, exist_ok=True)
+            cpus = range(os.cpu_count() or 1)
+            _write_text(cfg.p("cpuinfo"), "".join(AARCH64_CPUINFO.format(index=i) for i in cpus))
         _run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", f"root@{spec.name}",
               "-f", str(cfg.host_key)])
         _write_text(cfg.boot_id_file, str(uuid.uuid4()) + "\n")
@@ -1288,6 +1431,99 @@ class SimFleet:
             raise SimFleetError("simulated fleet teardown incomplete: " + "; ".join(errors))
 
 
+def pyenv_prefix(version: str) -> str:
+    """Where pyenv installed CPython ``version`` (every machine of this kind has 3.6 to 3.13)."""
+    pyenv = find_tool("pyenv") or os.path.expanduser("~/.pyenv/bin/pyenv")
+    proc = _run([pyenv, "prefix", version], check=False) if os.path.exists(pyenv) else None
+    if proc is None or proc.returncode != 0:
+        raise SimFleetUnavailable(f"CPython {version} is not installed by pyenv here (pyenv versions)")
+    return proc.stdout.strip()
+
+
+# The foreign userland: Debian's own packages for the architecture, what a Raspberry Pi OS 64-bit
+# (bookworm) image has for Python. qemu-user-static runs it; mmdebstrap builds it.
+ROOTFS_PACKAGES = ("python3-venv", "sudo", "procps", "libgomp1")
+ROOTFS_CACHE = Path("/var/cache/edgebench-simfleet")
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+QEMU_ARCH = {"arm64": "aarch64"}
+
+
+def ensure_binfmt(debian_arch: str = "arm64") -> None:
+    """Register qemu-user for the architecture with the credentials flag.
+
+    Debian registers it without 'C', and setuid sudo inside the userland then runs with the
+    caller's credentials ("effective uid is not 0"). This changes only binfmt_misc's entry for that
+    foreign architecture; x86-64 programs are untouched."""
+    qemu = QEMU_ARCH[debian_arch]
+    if not (BINFMT_DIR / "register").exists():
+        _run([_tool("mount"), "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
+    entry = BINFMT_DIR / f"qemu-{qemu}"
+    if entry.exists() and "flags: POCF" in entry.read_text():
+        return
+    spec_file = Path(f"/usr/share/binfmts/qemu-{qemu}")
+    if not spec_file.exists():
+        raise SimFleetUnavailable(f"no qemu-user for {qemu} (apt-get install qemu-user-static)")
+    fields = dict(line.split(" ", 1) for line in spec_file.read_text().splitlines() if " " in line)
+    if entry.exists():
+        entry.write_text("-1")
+    offset, magic, mask = fields.get("offset", "0"), fields["magic"], fields["mask"]
+    rule = f":qemu-{qemu}:M:{offset}:{magic}:{mask}:{fields['interpreter']}:POCF"
+    (BINFMT_DIR / "register").write_text(rule)
+
+
+def build_rootfs(debian_arch: str = "arm64", suite: str = "bookworm") -> Path:
+    """A cached tarball of a minimal Debian userland for ``debian_arch``, built with mmdebstrap
+    from the mirror apt uses here (about two minutes once; then reused)."""
+    ensure_binfmt(debian_arch)
+    key = hashlib.sha256(f"{debian_arch}/{suite}/{','.join(ROOTFS_PACKAGES)}".encode()).hexdigest()[:12]
+    target = ROOTFS_CACHE / f"{suite}-{debian_arch}-{key}.tar.zst"
+    if target.exists():
+        return target
+    mmdebstrap = find_tool("mmdebstrap")
+    if not mmdebstrap:
+        raise SimFleetUnavailable("a foreign userland needs mmdebstrap (apt-get install mmdebstrap)")
+    ROOTFS_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + f".{os.getpid()}.partial.tar.zst")
+    proc = _run([mmdebstrap, f"--arch={debian_arch}", "--variant=minbase",
+                 f"--include={','.join(ROOTFS_PACKAGES)}", suite, str(partial), _debian_mirror()],
+                check=False, timeout=900)
+    if proc.returncode != 0:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        raise SimFleetError(f"mmdebstrap failed: {proc.stderr.strip()[-2000:]}")
+    os.replace(partial, target)
+    return target
+
+
+def _debian_mirror() -> str:
+    """The Debian mirror apt is configured with here (deb822 or one-line sources)."""
+    candidates = [*sorted(Path("/etc/apt/sources.list.d").glob("*")), Path("/etc/apt/sources.list")]
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                match = re.match(r"^\s*(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", line)
+                if match and "security" not in match.group(1):
+                    return match.group(1)
+    return "http://deb.debian.org/debian"
+
+
+def _unpack_rootfs(tarball: str, root: Path, base_dir: Path, entry, host: str) -> None:
+    """Unpack the userland for one host and give it this host's user, sudo rule and mount points."""
+    root.mkdir(mode=0o755)
+    _run([_tool("tar"), "--zstd", "-xpf", str(tarball), "-C", str(root)], timeout=300)
+    os.chmod(root, 0o755)
+    (root / str(base_dir).lstrip("/")).mkdir(parents=True, exist_ok=True)
+    group = f"{entry.pw_name}:x:{entry.pw_gid}:\n"
+    passwd = (f"{entry.pw_name}:x:{entry.pw_uid}:{entry.pw_gid}:edgebench simulated host {host}:"
+              f"{entry.pw_dir}:/bin/bash\n")
+    with open(root / "etc/passwd", "a") as handle:
+        handle.write(passwd)
+    with open(root / "etc/group", "a") as handle:
+        handle.write(group)
+    _write_text(root / "etc/sudoers.d/edgebench-simfleet",
+                f'Defaults env_keep += "QEMU_CPU"\n{entry.pw_name} ALL=(ALL:ALL) NOPASSWD: ALL\n', 0o440)
+
+
 def _useradd(user: str, home: Path, host: str) -> None:
     argv = [_tool("useradd"), "--home-dir", str(home), "--no-create-home", "--shell", "/bin/bash",
             "--user-group", "--password", "*", "--comment", f"edgebench simulated host {host}", user]
@@ -1341,6 +1577,10 @@ def _write_sshd_config(cfg: HostConfig) -> None:
         "Subsystem sftp internal-sftp",
         "PerSourcePenalties no",  # OpenSSH >= 9.8 would penalise the many aborted test connections
     ]
+    if cfg.rootfs:
+        # Sessions run in the foreign userland; a Cortex-A72 model emulates faster than qemu's
+        # default (SVE) CPU, and sudo keeps the setting (see the sudoers file inside).
+        lines += [f"ChrootDirectory {CHROOT_MOUNTPOINT}", "SetEnv QEMU_CPU=cortex-a72"]
     _write_text(cfg.sshd_config, "\n".join(lines) + "\n")
     proc = _run([cfg.sshd, "-t", "-f", str(cfg.sshd_config)], check=False)
     if proc.returncode != 0 and "PerSourcePenalties" in proc.stderr:

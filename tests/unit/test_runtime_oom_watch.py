@@ -70,7 +70,34 @@ def test_a_plain_sigkill_has_no_evidence(capped_group):
     child.kill()
     child.wait()
     assert watch.evidence(child.pid) is None
-    assert watch.describe() == f": memory cgroup {capped_group} oom_kill 0 -> 0"
+    assert watch.describe().startswith(f": memory cgroup {capped_group} oom_kill 0 -> 0; /proc/vmstat oom_kill ")
+
+
+def test_where_cgroups_are_hidden_the_kernel_counter_is_the_evidence(capped_group, monkeypatch):
+    # The child really is OOM-killed in a capped cgroup, but the watch cannot read any cgroup file
+    # nor the kernel log, as on a device whose /sys/fs/cgroup is hidden from its user.
+    monkeypatch.setattr(supervisor, "kmsg_oom_evidence", lambda pid: None)
+    watch = OomWatch(cgroup=(1, "/nonexistent/memory/device"))
+    assert watch.before is None and watch.kernel_before is not None
+    hog = (
+        f"import os, time; open({str(capped_group / 'cgroup.procs')!r}, 'w').write(str(os.getpid())); "
+        "block = bytearray(400 << 20); time.sleep(30)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", hog])
+    assert child.wait(timeout=60) == -9
+    evidence = watch.evidence(child.pid)
+    assert evidence and evidence.startswith("the kernel counted ") and "/proc/vmstat oom_kill" in evidence
+
+
+def test_the_kernel_counter_does_not_overrule_a_readable_cgroup(capped_group, tmp_path):
+    vmstat = tmp_path / "vmstat"
+    vmstat.write_text("nr_free_pages 1\noom_kill 5\n")
+    watch = OomWatch(cgroup=(1, str(capped_group)), vmstat=str(vmstat))
+    vmstat.write_text("nr_free_pages 1\noom_kill 6\n")  # another process's OOM kill elsewhere
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child.kill()
+    child.wait()
+    assert watch.evidence(child.pid) is None
 
 
 class _Running:
