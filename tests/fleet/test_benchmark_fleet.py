@@ -25,8 +25,6 @@ def plan(artifacts_dir: Path, results_dir: Path, run_id: str, **overrides) -> st
         "edgebench_poll_interval_s": 0.5,
         "edgebench_artifacts_dir": str(artifacts_dir),
         "edgebench_results_dir": str(results_dir),
-        # pycuda builds only against a real CUDA; the simulated Jetsons are x86 machines without one.
-        "edgebench_device_requirements": ["numpy", "onnxruntime", "Pillow"],
         "run_id": run_id,
         **overrides,
     }

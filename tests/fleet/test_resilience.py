@@ -173,7 +173,6 @@ def plan(results: Path, run_id: str, artifacts: Path, **overrides) -> str:
         "edgebench_poll_interval_s": 0.5,
         "edgebench_artifacts_dir": str(artifacts),
         "edgebench_results_dir": str(results),
-        "edgebench_device_requirements": ["numpy", "onnxruntime", "Pillow"],
         "run_id": run_id,
         **overrides,
     }

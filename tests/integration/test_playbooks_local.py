@@ -99,3 +99,51 @@ def test_local_benchmark_end_to_end_and_resume(artifacts_dir, tmp_path):
     push = again.stdout.split("Push the artifacts")[1].split("TASK [")[0]
     assert "changed:" not in push, push
     assert timings.read_text() == before
+
+
+def _converted(artifacts_dir: Path) -> list[str]:
+    return ["-e", json.dumps({"edgebench_models": ["mobilenet_v3_small"],
+                              "edgebench_artifacts_dir": str(artifacts_dir)})]
+
+
+def test_a_device_with_no_onnxruntime_wheel_for_its_architecture_is_refused_first(artifacts_dir, tmp_path):
+    # A 32-bit Raspberry Pi OS reports armv7l; here a `uname` ahead on PATH says so for this machine.
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "uname").write_text("#!/bin/sh\necho armv7l\n")
+    (shim / "uname").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "ANSIBLE_NOCOLOR": "1"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "benchmark.yml",
+         "-e", f"edgebench_work_dir={tmp_path}/work", *_converted(artifacts_dir)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    flat = " ".join(result.stdout.split())
+    assert "localhost is armv7l: PyPI has no onnxruntime wheel for it" in flat
+    assert "Supply one in edgebench_extra_wheels" in flat
+    assert "TASK [provision" not in result.stdout and not (tmp_path / "work").exists()
+
+
+def test_a_runtime_python_too_old_is_refused_first(artifacts_dir, tmp_path):
+    pyenv = subprocess.run(["pyenv", "prefix", "2.7.18"], capture_output=True, text=True, check=False)
+    if pyenv.returncode != 0:
+        pytest.skip("pyenv's CPython 2.7.18 is not on this machine")
+    result = playbook("-e", f"edgebench_work_dir={tmp_path}/work", *_converted(artifacts_dir),
+                      "-e", f"edgebench_runtime_python={pyenv.stdout.strip()}/bin/python2.7")
+    assert result.returncode != 0
+    flat = " ".join(result.stdout.split())
+    assert "localhost: edgebench_runtime_python" in flat
+    assert "is Python 2.7; edgebench_runtime needs 3.6" in flat
+    assert "Set edgebench_runtime_python" in flat
+    assert "TASK [provision" not in result.stdout and not (tmp_path / "work").exists()
+
+
+def test_a_runtime_python_that_does_not_run_is_named(artifacts_dir, tmp_path):
+    result = playbook("-e", f"edgebench_work_dir={tmp_path}/work", *_converted(artifacts_dir),
+                      "-e", f"edgebench_runtime_python={tmp_path}/no-such-python")
+    assert result.returncode != 0
+    flat = " ".join(result.stdout.split())
+    assert f"edgebench_runtime_python ({tmp_path}/no-such-python) did not run there" in flat
+    assert "TASK [provision" not in result.stdout
