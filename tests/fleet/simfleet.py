@@ -625,7 +625,8 @@ def prepare_rootfs(cfg: HostConfig) -> None:
     _run([cfg.mount, "--rbind", "/sys", f"{root}/sys"])
     _bind(cfg, cfg.p("cpuinfo"), f"{root}/proc/cpuinfo")
     _bind(cfg, cfg.boot_id_file, f"{root}{BOOT_ID_PATH}")
-    _bind(cfg, "/dev/null", f"{root}{SYSRQ_TRIGGER}")
+    if os.path.exists(f"{root}{SYSRQ_TRIGGER}"):
+        _bind(cfg, "/dev/null", f"{root}{SYSRQ_TRIGGER}")
     _bind(cfg, cfg.base_dir, f"{root}{cfg.base_dir}")
     for name, target in (("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
                          ("machine-id", "/etc/machine-id")):
@@ -1513,6 +1514,8 @@ def _unpack_rootfs(tarball: str, root: Path, base_dir: Path, entry, host: str) -
     _run([_tool("tar"), "--zstd", "-xpf", str(tarball), "-C", str(root)], timeout=300)
     os.chmod(root, 0o755)
     (root / str(base_dir).lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for name in ("hosts", "hostname", "machine-id"):  # mount points for the host's own files
+        (root / "etc" / name).touch()
     group = f"{entry.pw_name}:x:{entry.pw_gid}:\n"
     passwd = (f"{entry.pw_name}:x:{entry.pw_uid}:{entry.pw_gid}:edgebench simulated host {host}:"
               f"{entry.pw_dir}:/bin/bash\n")
@@ -1520,6 +1523,8 @@ def _unpack_rootfs(tarball: str, root: Path, base_dir: Path, entry, host: str) -
         handle.write(passwd)
     with open(root / "etc/group", "a") as handle:
         handle.write(group)
+    with open(root / "etc/shadow", "a") as handle:  # sudo's PAM account check reads it
+        handle.write(f"{entry.pw_name}:*:19000:0:99999:7:::\n")
     _write_text(root / "etc/sudoers.d/edgebench-simfleet",
                 f'Defaults env_keep += "QEMU_CPU"\n{entry.pw_name} ALL=(ALL:ALL) NOPASSWD: ALL\n', 0o440)
 

@@ -171,3 +171,26 @@ def test_an_oom_kill_is_recorded_as_oom_where_the_device_hides_its_cgroups(sim_f
     if "SIGKILL" in big["reason"]:  # the kill itself: the kernel's counter is the only evidence left
         assert "/proc/vmstat oom_kill" in big["reason"], big["reason"]
     assert summary(results / "hidden-oom", "xavier-jp5", "cpu")["status"] == "complete"
+
+
+def test_a_failed_pycuda_build_skips_tensorrt_with_its_last_lines_and_keeps_the_cpu(
+    default_run, sim_fleet, artifacts_dir, tmp_path
+):
+    # A CUDA toolkit that has nvcc but no headers: pip really builds pycuda 2022.1 for Python 3.6,
+    # and the build fails, as a broken JetPack install would.
+    nano = sim_fleet["nano-jp4"]
+    nano.ssh("mkdir -p ~/broken-cuda/bin"
+             " && printf '#!/bin/sh\\necho nvcc: release 10.2\\n' > ~/broken-cuda/bin/nvcc"
+             " && chmod +x ~/broken-cuda/bin/nvcc")
+    results = tmp_path / "results"
+    broken = {"edgebench_cuda_home": f"{nano.home}/broken-cuda"}
+    must(playbook(sim_fleet, "benchmark.yml", "-l", "nano-jp4", "-e",
+                  plan(artifacts_dir, results, "broken-cuda", **broken)))
+    notes = json.loads(nano.path("edgebench", "venv", "edgebench-provision.json").read_text())
+    pycuda = notes["optional"]["pycuda"]
+    assert pycuda["installed"] is False and "its build against" in pycuda["reason"], pycuda
+    assert "broken-cuda failed (rc 1)" in pycuda["reason"] and "error" in pycuda["reason"].lower()
+    run_dir = results / "broken-cuda"
+    assert summary(run_dir, "nano-jp4", "cpu")["status"] == "complete"
+    tensorrt = summary(run_dir, "nano-jp4", "tensorrt-fp32")
+    assert tensorrt["status"] == "skipped" and "provisioning: pycuda: its build against" in tensorrt["reason"]
