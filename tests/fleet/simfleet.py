@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -579,6 +580,24 @@ def expose_pythons(cfg: HostConfig) -> None:
             raise SimFleetError(f"python {version} at {prefix} is still not reachable")
 
 
+# A simulated device has no GPU, so it must not find this machine's CUDA toolkit either (machines
+# of this kind carry one for the controller's PyTorch): provisioning would build pycuda against it.
+CUDA_TOOLKIT_GLOBS = ("/usr/local/cuda", "/usr/local/cuda-*", "/opt/nvidia")
+
+
+def hide_cuda(cfg: HostConfig) -> None:
+    """An empty read-only tmpfs over every CUDA toolkit directory of this machine, in this namespace."""
+    hidden = set()
+    for pattern in CUDA_TOOLKIT_GLOBS:
+        for path in glob.glob(pattern):
+            real = os.path.realpath(path)
+            if os.path.isdir(real) and real not in hidden:
+                _run([cfg.mount, "-t", "tmpfs", "-o", "ro,mode=0755,size=1k", "ebsim-nocuda", real])
+                hidden.add(real)
+    if os.path.exists("/usr/local/cuda/bin/nvcc"):
+        raise SimFleetError("this machine's CUDA toolkit is still visible inside the host")
+
+
 def hide_cgroups(cfg: HostConfig) -> None:
     """An empty read-only tmpfs over /sys/fs/cgroup and /dev/null over /dev/kmsg, in this namespace:
     the host's processes stay in their (capped) cgroups, they only cannot read them."""
@@ -659,6 +678,7 @@ def _inner_main(state_dir: str) -> None:
     try:
         socket.sethostname(cfg.name)
         protect_namespace(cfg)
+        hide_cuda(cfg)
         expose_pythons(cfg)
         if cfg.hide_cgroups:
             hide_cgroups(cfg)
