@@ -36,6 +36,7 @@ if HAVE_CV2:
         "bicubic": cv2.INTER_CUBIC,
         "nearest": cv2.INTER_NEAREST,
         "area": cv2.INTER_AREA,
+        "lanczos": cv2.INTER_LANCZOS4,
     }
 
 
@@ -57,6 +58,7 @@ def _pil_interpolation(name):
         "bicubic": resampling.BICUBIC,
         "nearest": resampling.NEAREST,
         "area": resampling.BOX,
+        "lanczos": resampling.LANCZOS,
     }[name]
 
 

