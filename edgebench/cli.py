@@ -102,6 +102,34 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from edgebench.catalog import load_catalog
+    from edgebench.predict import PredictError, draw, find_artifact, predict, result_as_data, result_text
+
+    try:
+        catalog = load_catalog(args.catalog)
+    except Exception:
+        catalog = None  # an artifact that exists needs no catalog
+    try:
+        artifact = find_artifact(args.model, Path(args.artifacts), catalog)
+        manifest, result, image, infer_ms = predict(artifact, Path(args.image))
+        data = result_as_data(manifest, result)
+        if args.out:
+            draw(image, manifest, result, data, Path(args.out))
+    except PredictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(result_text(args.model, data, infer_ms))
+    if args.out:
+        print(f"drawn: {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_collect_check(args: argparse.Namespace) -> int:
     from edgebench.collect import CollectError, keep_fetched
 
@@ -310,6 +338,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--force", action="store_true", help="re-export even when the artifact is up to date")
     conv.set_defaults(func=_cmd_convert)
+
+    predict = commands.add_parser(
+        "predict", help="run one converted model on one image here and show the decoded result"
+    )
+    predict.add_argument("model", help="model name (its artifact directory)")
+    predict.add_argument("image", help="an image file (JPEG, PNG, ...)")
+    predict.add_argument("--artifacts", default="artifacts", help="artifacts directory (default: artifacts)")
+    predict.add_argument("--json", action="store_true", help="print the result as JSON (pixels)")
+    predict.add_argument("--out", help="write the image with the result drawn on it (PNG, JPEG)")
+    predict.set_defaults(func=_cmd_predict)
 
     collect = commands.add_parser(
         "collect-check", help="unpack and check a device's fetched results (collect phase)"

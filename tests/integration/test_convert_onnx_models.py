@@ -168,6 +168,7 @@ def test_real_pretrained_models_convert_run_and_predict(tmp_path):
     output = tmp_path / "results" / "host"
     run = subprocess.run(
         [sys.executable, "-m", "edgebench_runtime", "run", "--artifacts", str(artifacts), "--count", "3",
+         "--models", "fall_yolov8,text_orientation",
          "--warmup", "1", "--output", str(output), "--progress", "never"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -191,3 +192,78 @@ def test_real_pretrained_models_convert_run_and_predict(tmp_path):
     x1, y1, x2, y2 = best["box"]
     assert x1 < 60 and y1 < 80 and 330 < x2 < 430 and y2 > 480  # the astronaut in the 512x512 photo
     assert (tmp_path / "annotated.png").stat().st_size > 10_000
+
+
+def test_predict_prints_the_decoded_result_in_original_pixels(tmp_path, dynamic_v8, capsys):
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgebench.cli import main as cli_main
+    from edgebench_runtime.imaging import Preprocessor, decode_image
+
+    path = export_onnx(TinyClassifier(), (32, 32), tmp_path / "cls.onnx", ["logits"])
+    stretch = {"resize": "stretch", "scale": 0.00392156862745098}
+    raw = entry(
+        "cls",
+        path,
+        32,
+        32,
+        {"name": "imagenet_topk", "top_k": 2},
+        ["a", "b", "c", "d"],
+        "classification",
+        stretch,
+    )
+    catalog = catalog_for(
+        tmp_path, raw, entry("v8", dynamic_v8, 96, 128, {"name": "yolov8", "score_threshold": 0.05})
+    )
+    artifacts = tmp_path / "artifacts"
+    assert (
+        cli_main(["--catalog", str(catalog), "convert", "--models", "cls,v8", "--artifacts", str(artifacts)])
+        == 0
+    )
+    photo = artifacts / "images" / "coffee.jpg"
+    capsys.readouterr()
+    assert (
+        cli_main(
+            ["--catalog", str(catalog), "predict", "cls", str(photo), "--artifacts", str(artifacts), "--json"]
+        )
+        == 0
+    )
+    top = json.loads(capsys.readouterr().out)["top"]
+    # The same numbers straight from ONNX Runtime on the original file.
+    tensor, _ = Preprocessor(stretch, 32, 32)(decode_image(photo))
+    logits = ort.InferenceSession(str(path)).run(None, {"images": tensor})[0][0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    best = np.argsort(-probs)[:2]
+    assert [t["label"] for t in top] == [["a", "b", "c", "d"][i] for i in best]
+    np.testing.assert_allclose([t["score"] for t in top], probs[best], atol=1e-4)
+
+    out = tmp_path / "boxes.png"
+    argv = ["--catalog", str(catalog), "predict", "v8", str(photo), "--artifacts", str(artifacts), "--json"]
+    assert cli_main([*argv, "--out", str(out)]) == 0
+    boxes = json.loads(capsys.readouterr().out)["boxes"]
+    assert boxes and all(b["label"] in ("ant", "bee", "cow") and b["score"] > 0.05 for b in boxes)
+    height, width = decode_image(photo).shape[:2]
+    for box in boxes:
+        x1, y1, x2, y2 = box["box"]
+        assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+    assert out.stat().st_size > 1000
+    assert (
+        cli_main(["--catalog", str(catalog), "predict", "v9", str(photo), "--artifacts", str(artifacts)]) == 2
+    )
+    assert "unknown model 'v9'; did you mean v8?" in capsys.readouterr().err
+    assert (
+        cli_main(
+            [
+                "--catalog",
+                str(catalog),
+                "predict",
+                "v8",
+                str(tmp_path / "nope.jpg"),
+                "--artifacts",
+                str(artifacts),
+            ]
+        )
+        == 2
+    )
+    assert "cannot decode image" in capsys.readouterr().err
