@@ -210,10 +210,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edgebench.fleet import run_benchmark
 
     extravars = dict(args.extra or [])
+    models = extravars.get("edgebench_models")
+    if isinstance(models, str):  # -e edgebench_models=a,b: a comma list, not a string of characters
+        extravars["edgebench_models"] = _split(models)
     if args.profile:
         extravars["edgebench_profile"] = args.profile
     if args.models:
         extravars["edgebench_models"] = _split(args.models)
+    if args.catalog:
+        extravars["edgebench_catalog"] = str(Path(args.catalog).resolve())
     live = sys.stderr.isatty()
     shown: dict[str, str] = {}
 
@@ -256,10 +261,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         rows = [[name, host.state, 0, ""] for name, host in sorted(result.hosts.items())]
     print(_table(["host", "result", "runs", "statuses"], rows))
-    if result.results_dir is not None:
+    for name, host in sorted(result.hosts.items()):
+        if host.failure:
+            print(f"{name} [{host.state}] {host.failure}", file=sys.stderr)
+    if result.results_dir is not None and result.results_dir.is_dir():
         print(f"results: {result.results_dir}")
-        if result.run_id:
-            print(f"resume or complete this run with: edgebench run --run-id {result.run_id}")
+    elif result.rc != 0:
+        print("no results were collected: the run stopped before the collect phase")
+    if result.run_id:
+        print(f"resume or complete this run with: edgebench run --run-id {result.run_id}")
+    if result.log_path is not None:
+        print(f"full log: {result.log_path}")
     return EXIT_OK if result.rc == 0 else EXIT_FAILED
 
 
