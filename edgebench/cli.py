@@ -130,6 +130,39 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_add_onnx(args: argparse.Namespace) -> int:
+    import os
+
+    from edgebench.add_onnx import AddOnnxError, append_entry, fetch, propose
+    from edgebench.catalog import DEFAULT_CATALOG
+
+    size = None
+    if args.size:
+        height, sep, width = args.size.lower().partition("x")
+        if not (sep and height.isdigit() and width.isdigit()):
+            print(f"error: --size {args.size!r}: give HEIGHTxWIDTH, e.g. 640x640", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        size = (int(height), int(width))
+    cache = Path(os.environ.get("EDGEBENCH_CACHE", Path.home() / ".cache" / "edgebench")) / "downloads"
+    catalog_path = Path(args.catalog) if args.catalog else DEFAULT_CATALOG
+    try:
+        path, source = fetch(args.location, cache)
+        proposal = propose(path, source, name=args.name, size=size)
+        print(proposal.as_yaml(), end="")
+        for note in proposal.notes:
+            print(f"# {note}", file=sys.stderr)
+        if args.write:
+            append_entry(catalog_path, proposal)
+            name = proposal.entry["name"]
+            print(f"added {name} to {catalog_path}; next: edgebench convert --models {name}", file=sys.stderr)
+        else:
+            print(f"# not written: add --write to append it to {catalog_path}", file=sys.stderr)
+    except AddOnnxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
 def _cmd_collect_check(args: argparse.Namespace) -> int:
     from edgebench.collect import CollectError, keep_fetched
 
@@ -360,6 +393,15 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print the result as JSON (pixels)")
     predict.add_argument("--out", help="write the image with the result drawn on it (PNG, JPEG)")
     predict.set_defaults(func=_cmd_predict)
+
+    add_onnx = commands.add_parser(
+        "add-onnx", help="propose a catalog entry for an ONNX file or URL (writes it with --write)"
+    )
+    add_onnx.add_argument("location", metavar="FILE|URL", help="the ONNX file, or a URL to download it from")
+    add_onnx.add_argument("--name", help="model name (default: from the file name)")
+    add_onnx.add_argument("--size", help="input HEIGHTxWIDTH when the file's input is dynamic")
+    add_onnx.add_argument("--write", action="store_true", help="append the entry to the catalog")
+    add_onnx.set_defaults(func=_cmd_add_onnx)
 
     collect = commands.add_parser(
         "collect-check", help="unpack and check a device's fetched results (collect phase)"

@@ -267,3 +267,58 @@ def test_predict_prints_the_decoded_result_in_original_pixels(tmp_path, dynamic_
         == 2
     )
     assert "cannot decode image" in capsys.readouterr().err
+
+
+def test_add_onnx_proposes_writes_and_the_entry_converts(tmp_path, dynamic_v8, capsys, monkeypatch):
+    from edgebench.cli import main as cli_main
+
+    catalog = tmp_path / "catalog.yml"
+    catalog.write_text(Path(load_catalog().path).read_text())
+    before = catalog.read_text()
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path / "cache"))
+    # Shown, not written, without --write; the dynamic input needs --size (no imgsz in this file).
+    assert cli_main(["--catalog", str(catalog), "add-onnx", str(dynamic_v8), "--size", "96x128"]) == 0
+    shown = capsys.readouterr()
+    proposed = yaml.safe_load(shown.out)[0]
+    assert proposed["task"] == "detection" and proposed["decoder"] == {"name": "yolov8"}
+    assert proposed["labels"] == "from_model" and proposed["input"] == {"height": 96, "width": 128}
+    assert "not written" in shown.err and catalog.read_text() == before
+    # From a URL: downloaded once, pinned by its sha256, written on request; comments kept.
+    url = dynamic_v8.as_uri()
+    argv = ["--catalog", str(catalog), "add-onnx", url, "--size", "96x128", "--name", "tiny_v8", "--write"]
+    assert cli_main(argv) == 0
+    assert "added tiny_v8" in capsys.readouterr().err
+    assert (
+        catalog.read_text().startswith(before.rstrip("\n"))
+        and "# The edgebench model zoo" in catalog.read_text()
+    )
+    entry_ = load_catalog(catalog).get("tiny_v8")
+    assert entry_.source["url"] == url and len(entry_.source["sha256"]) == 64
+    assert cli_main(argv) == 2  # the same name twice is refused
+    assert "already has a model named 'tiny_v8'" in capsys.readouterr().err
+    result = convert_one(entry_, tmp_path / "artifacts", catalog_dir=tmp_path)
+    assert result.status == "converted", result.message
+
+    classifier = export_onnx(
+        TinyClassifier(classes=1000, softmax=True), (32, 32), tmp_path / "c.onnx", ["prob"]
+    )
+    assert cli_main(["add-onnx", str(classifier)]) == 0
+    proposed = yaml.safe_load(capsys.readouterr().out)[0]
+    assert proposed["decoder"] == {"name": "imagenet_topk", "top_k": 5, "softmax": False}
+    assert proposed["labels"] == "imagenet1k" and proposed["input"] == {"height": 32, "width": 32}
+
+
+@needs_real
+def test_add_onnx_on_the_real_pretrained_files(capsys):
+    from edgebench.cli import main as cli_main
+
+    assert cli_main(["add-onnx", str(FALL_ONNX), "--name", "fall"]) == 0
+    proposed = yaml.safe_load(capsys.readouterr().out)[0]
+    assert proposed["decoder"] == {"name": "yolov8"} and proposed["labels"] == "from_model"
+    assert proposed["preprocess"] == {"preset": "yolov5"} and proposed["input"] == {
+        "height": 640,
+        "width": 640,
+    }
+    assert cli_main(["add-onnx", str(ORIENTATION_ONNX), "--size", "48x192"]) == 0
+    proposed = yaml.safe_load(capsys.readouterr().out)[0]
+    assert proposed["decoder"]["softmax"] is False and proposed["task"] == "classification"
