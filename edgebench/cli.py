@@ -163,6 +163,38 @@ def _cmd_add_onnx(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    import json
+
+    from edgebench.accuracy import AccuracyError, evaluate, load_labelled
+    from edgebench.catalog import load_catalog
+    from edgebench.predict import PredictError, find_artifact
+
+    try:
+        catalog = load_catalog(args.catalog)
+    except Exception:
+        catalog = None  # an artifact that exists needs no catalog
+    try:
+        artifact = find_artifact(args.model, Path(args.artifacts), catalog)
+        data = load_labelled(Path(args.dataset), Path(args.annotations) if args.annotations else None)
+        report = evaluate(artifact, data, args.score_threshold)
+    except (AccuracyError, PredictError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(report))
+    elif report["task"] == "classification":
+        top1, top5 = report["top1"], report["top5"]
+        print(f"{args.model}: {report['images']} images, top-1 {top1:.2%}, top-5 {top5:.2%}")
+    else:
+        print(
+            f"{args.model}: {report['images']} images, mAP {report['map']:.3f} (IoU 0.50:0.95), "
+            f"AP50 {report['map50']:.3f}, AP75 {report['map75']:.3f}, "
+            f"score threshold {report['score_threshold']}"
+        )
+    return EXIT_OK
+
+
 def _cmd_collect_check(args: argparse.Namespace) -> int:
     from edgebench.collect import CollectError, keep_fetched
 
@@ -402,6 +434,19 @@ def _parser() -> argparse.ArgumentParser:
     add_onnx.add_argument("--size", help="input HEIGHTxWIDTH when the file's input is dynamic")
     add_onnx.add_argument("--write", action="store_true", help="append the entry to the catalog")
     add_onnx.set_defaults(func=_cmd_add_onnx)
+
+    accuracy = commands.add_parser(
+        "accuracy", help="top-1/top-5 or mAP of a converted model on a labelled image folder, here"
+    )
+    accuracy.add_argument("model", help="model name (its artifact directory)")
+    accuracy.add_argument("dataset", help="class-per-folder images, or images with annotations.json (COCO)")
+    accuracy.add_argument("--annotations", help="COCO-style JSON (default: DATASET/annotations.json)")
+    accuracy.add_argument(
+        "--score-threshold", type=float, help="detection score threshold for mAP (default: the manifest's)"
+    )
+    accuracy.add_argument("--artifacts", default="artifacts", help="artifacts directory (default: artifacts)")
+    accuracy.add_argument("--json", action="store_true", help="print the figures as JSON")
+    accuracy.set_defaults(func=_cmd_accuracy)
 
     collect = commands.add_parser(
         "collect-check", help="unpack and check a device's fetched results (collect phase)"
