@@ -322,3 +322,21 @@ def test_add_onnx_on_the_real_pretrained_files(capsys):
     assert cli_main(["add-onnx", str(ORIENTATION_ONNX), "--size", "48x192"]) == 0
     proposed = yaml.safe_load(capsys.readouterr().out)[0]
     assert proposed["decoder"]["softmax"] is False and proposed["task"] == "classification"
+
+
+def test_an_export_with_dynamic_axes_is_fixed_too(tmp_path):
+    import dataclasses
+
+    entry_ = load_catalog().get("shufflenet_v2_x0_5")
+    dynamic = {"input": {0: "batch", 2: "height", 3: "width"}}
+    entry_ = dataclasses.replace(
+        entry_, dynamic_axes=dynamic, input={**entry_.input, "height": 160, "width": 160}
+    )
+    result = convert_one(entry_, tmp_path, catalog_dir=tmp_path, weights_policy="random")
+    assert result.status == "converted", result.message
+    manifest = json.loads((result.artifact_dir / "manifest.json").read_text())
+    assert manifest["inputs"][0]["shape"] == [1, 3, 160, 160]
+    assert manifest["outputs"][0]["shape"] == [1, 1000]
+    assert (
+        "input input ['batch', 3, 'height', 'width'] fixed to [1, 3, 160, 160]" in manifest["export"]["notes"]
+    )
