@@ -7,6 +7,7 @@ the others go on; a failed model never replaces an earlier good artifact.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import shutil
 import time
@@ -290,6 +291,13 @@ def convert_one(
     try:
         source_file = _source_file(entry, catalog_dir)
         recipe = artifacts.build_hash(entry, opset, weights_policy, source_file)
+        if isinstance(entry.labels, dict):  # a labels file: its content is part of the recipe too
+            labels_file = Path(entry.labels["file"]).expanduser()
+            labels_file = labels_file if labels_file.is_absolute() else catalog_dir / labels_file
+            if labels_file.is_file():
+                recipe = hashlib.sha256(
+                    (recipe + artifacts.file_record(labels_file)["sha256"]).encode()
+                ).hexdigest()
         if not force:
             manifest = artifacts.cached_manifest(target, recipe)
             if manifest is not None:

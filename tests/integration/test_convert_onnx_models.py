@@ -340,3 +340,30 @@ def test_an_export_with_dynamic_axes_is_fixed_too(tmp_path):
     assert (
         "input input ['batch', 3, 'height', 'width'] fixed to [1, 3, 160, 160]" in manifest["export"]["notes"]
     )
+
+
+def test_labels_from_a_file_and_a_changed_file_reconverts(tmp_path):
+    path = export_onnx(TinyClassifier(classes=3), (32, 32), tmp_path / "c.onnx", ["logits"])
+    (tmp_path / "names.txt").write_text("red\ngreen\nblue\n")
+    stretch = {"resize": "stretch", "scale": 0.00392156862745098}
+    raw = entry(
+        "c",
+        path,
+        32,
+        32,
+        {"name": "imagenet_topk", "top_k": 3},
+        {"file": "names.txt"},
+        "classification",
+        stretch,
+    )
+    first = convert_entry(tmp_path, raw)
+    assert first.status == "converted", first.message
+    manifest = json.loads((first.artifact_dir / "manifest.json").read_text())
+    assert manifest["labels"] == ["red", "green", "blue"]
+    assert manifest["labels_from"] == f"file {tmp_path / 'names.txt'}"
+    assert convert_entry(tmp_path, raw).status == "cached"
+    (tmp_path / "names.txt").write_text("rot\ngruen\nblau\n")
+    assert convert_entry(tmp_path, raw).status == "converted"
+    (tmp_path / "names.txt").unlink()
+    missing = convert_entry(tmp_path, raw)
+    assert missing.status == "failed" and "cannot read labels file" in missing.message
