@@ -146,7 +146,7 @@ def draw(image: np.ndarray, manifest: dict, result: Any, data: dict, path: Path)
     if "classes" in data and result is not None and "mask" in result:
         mask = result["mask"]
         palette = np.array([(0, 0, 0)] + _COLOURS * 50, dtype=np.uint8)
-        overlay = palette[np.minimum(mask, len(palette) - 1)]
+        overlay = palette[np.minimum(mask.astype(np.int64), len(palette) - 1)]
         blended = np.where(mask[..., None] > 0, (image * 0.5 + overlay * 0.5).astype(np.uint8), image)
         canvas = Image.fromarray(blended)
     pen = ImageDraw.Draw(canvas)
