@@ -199,3 +199,44 @@ def seg_argmax_loop(logits, orig_h, orig_w):
         for x in range(orig_w):
             out[y, x] = row[min(int((x + 0.5) * width / orig_w), width - 1)]
     return out
+
+
+def yolov8_loop(output, score_threshold=0.25, iou_threshold=0.7):
+    """Ultralytics detect head (1, 4 + C, N): per cell the best class, boxes already in pixels."""
+    rows = output[0].T.tolist()
+    detections = []
+    for row in rows:
+        best, best_class = 0.0, -1
+        for c, score in enumerate(row[4:]):
+            if score > best:
+                best, best_class = score, c
+        if best > score_threshold:
+            cx, cy, w, h = row[:4]
+            detections.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, best, best_class])
+    return nms_loop(detections, iou_threshold)
+
+
+def yolov8_numpy_cv2(output, score_threshold=0.25, iou_threshold=0.7):
+    """What a YOLOv8 ONNX example script does by hand: transpose, max over classes, threshold,
+    corners, OpenCV's batched NMS."""
+    import cv2
+
+    pred = np.squeeze(output).T
+    scores = pred[:, 4:].max(axis=1)
+    keep = scores > score_threshold
+    pred, scores = pred[keep], scores[keep]
+    classes = pred[:, 4:].argmax(axis=1)
+    xywh = pred[:, :4].copy()
+    xywh[:, :2] -= xywh[:, 2:] / 2
+    picked = np.asarray(
+        cv2.dnn.NMSBoxesBatched(xywh, scores, classes.astype(np.int32), score_threshold, iou_threshold)
+    ).reshape(-1)
+    boxes = xywh[picked]
+    boxes[:, 2:] += boxes[:, :2]
+    return np.concatenate([boxes, scores[picked, None], classes[picked, None]], axis=1).tolist()
+
+
+def end2end_loop(output, score_threshold=0.25):
+    """[1, K, 6] rows x1, y1, x2, y2, score, class: keep those above the threshold, by score."""
+    kept = [row[:6] for row in output[0].tolist() if row[4] > score_threshold]
+    return sorted(kept, key=lambda row: -row[4])

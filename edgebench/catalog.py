@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from edgebench.labels import LABEL_SETS
+from edgebench.labels import FROM_MODEL, LABEL_SETS
+from edgebench_runtime.tasks import check_decoder_params, known_decoders
 
 __all__ = [
     "DECODERS",
@@ -25,20 +26,23 @@ __all__ = [
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "models" / "catalog.yml"
 SCHEMA_VERSION = 1
 TASKS = ("classification", "detection", "pose", "segmentation")
-DECODERS = (
-    "imagenet_topk",
-    "ssd",
-    "yolov5",
-    "yolox",
-    "tiny_yolov2",
-    "tiny_yolov3",
-    "openpose_paf",
-    "seg_argmax",
-    "raw",
-)
+# Every decoder the device runtime registers (edgebench_runtime/tasks/): one list, no copy here.
+DECODERS = tuple(known_decoders())
 SOURCE_KINDS = ("torchvision", "builder", "onnx", "url")
 RESIZE_MODES = ("shorter", "letterbox", "stretch")
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area", "lanczos")
+PREPROCESS_KEYS = (
+    "preset",
+    "resize",
+    "resize_size",
+    "interpolation",
+    "color",
+    "scale",
+    "mean",
+    "std",
+    "pad_value",
+    "pad_align",
+)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_FIELDS = {
@@ -71,8 +75,8 @@ class ModelEntry:
     input: dict[str, Any]
     preprocess: dict[str, Any]
     decoder: dict[str, Any]
-    labels: str
-    opset: int = 13
+    labels: str | list[str] | dict[str, str]  # a set name, inline names, {file: path} or from_model
+    opset: int | None = 13  # None (ONNX sources without `opset:`): keep the file's own
     nms_in_graph: bool = False
     dynamic_axes: dict[str, Any] | None = None
     reference: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +132,11 @@ class Catalog:
         return [entry for entry in self.entries.values() if entry.name in wanted]
 
 
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _unknown(kind: str, name: str, known) -> str:
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(known))}"
@@ -164,21 +173,39 @@ def _validate_source(name: str, source: Any) -> dict[str, Any]:
     return dict(source)
 
 
+def _check_preprocess_keys(name: str, block: dict, where: str) -> None:
+    for key in block:
+        if key not in PREPROCESS_KEYS:
+            raise _fail(
+                name,
+                f"{where}.{key}",
+                f"unknown preprocessing key{_did_you_mean(key, PREPROCESS_KEYS)}; "
+                f"valid keys: {', '.join(PREPROCESS_KEYS)}",
+            )
+
+
 def _validate_preprocess(name: str, raw: Any, presets: dict[str, dict]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise _fail(name, "preprocess", "must be a mapping")
+    _check_preprocess_keys(name, raw, "preprocess")
     resolved: dict[str, Any] = {}
     preset = raw.get("preset")
     if preset is not None:
         if preset not in presets:
             raise _fail(name, "preprocess.preset", _unknown("preset", preset, presets))
+        _check_preprocess_keys(name, presets[preset], f"preprocess_presets.{preset}")
         resolved.update(presets[preset])
     resolved.update({key: value for key, value in raw.items() if key != "preset"})
     resize = resolved.get("resize")
     if resize not in RESIZE_MODES:
         raise _fail(name, "preprocess.resize", f"must be one of {', '.join(RESIZE_MODES)}; got {resize!r}")
     if resolved.setdefault("interpolation", "bilinear") not in INTERPOLATIONS:
-        raise _fail(name, "preprocess.interpolation", f"must be one of {', '.join(INTERPOLATIONS)}")
+        raise _fail(
+            name,
+            "preprocess.interpolation",
+            f"must be one of {', '.join(INTERPOLATIONS)}; got {resolved['interpolation']!r}"
+            + _did_you_mean(resolved["interpolation"], INTERPOLATIONS),
+        )
     if resolved.setdefault("color", "RGB") not in ("RGB", "BGR"):
         raise _fail(name, "preprocess.color", "must be RGB or BGR")
     resolved.setdefault("scale", 1.0)
@@ -197,6 +224,30 @@ def _validate_preprocess(name: str, raw: Any, presets: dict[str, dict]) -> dict[
         if resolved.setdefault("pad_align", "center") not in ("center", "topleft"):
             raise _fail(name, "preprocess.pad_align", "must be center or topleft")
     return resolved
+
+
+def _validate_labels(name: str, labels: Any, source: dict) -> str | list[str] | dict[str, str]:
+    if isinstance(labels, list):
+        if not labels or not all(isinstance(label, str | int) for label in labels):
+            raise _fail(name, "labels", "an inline list needs at least one name, each a string")
+        return [str(label) for label in labels]
+    if isinstance(labels, dict):
+        if set(labels) != {"file"} or not isinstance(labels["file"], str):
+            raise _fail(name, "labels", "a mapping must be {file: path} (one name per line, or JSON/YAML)")
+        return dict(labels)
+    if labels == FROM_MODEL:
+        if not set(source) & {"onnx", "url"}:
+            raise _fail(name, "labels", "from_model reads ONNX metadata: only for onnx or url sources")
+        return labels
+    if labels not in LABEL_SETS:
+        known = (*LABEL_SETS, FROM_MODEL)
+        raise _fail(
+            name,
+            "labels",
+            f"must be one of {', '.join(known)}, an inline list or {{file: path}}; got {labels!r}"
+            + _did_you_mean(labels, known),
+        )
+    return labels
 
 
 def _validate_entry(raw: Any, presets: dict[str, dict], index: int) -> ModelEntry:
@@ -225,11 +276,17 @@ def _validate_entry(raw: Any, presets: dict[str, dict], index: int) -> ModelEntr
     decoder = raw["decoder"]
     if not isinstance(decoder, dict) or decoder.get("name") not in DECODERS:
         got = decoder.get("name") if isinstance(decoder, dict) else decoder
-        raise _fail(name, "decoder.name", f"must be one of {', '.join(DECODERS)}; got {got!r}")
-    if raw["labels"] not in LABEL_SETS:
-        raise _fail(name, "labels", f"must be one of {', '.join(LABEL_SETS)}; got {raw['labels']!r}")
-    opset = raw.get("opset", 13)
-    if not isinstance(opset, int) or not 7 <= opset <= 23:
+        raise _fail(
+            name,
+            "decoder.name",
+            f"must be one of {', '.join(DECODERS)}; got {got!r}" + _did_you_mean(got, DECODERS),
+        )
+    problems = check_decoder_params(decoder["name"], {k: v for k, v in decoder.items() if k != "name"})
+    if problems:
+        raise _fail(name, "decoder", "; ".join(problems))
+    labels = _validate_labels(name, raw["labels"], source)
+    opset = raw.get("opset", None if set(source) & {"onnx", "url"} else 13)
+    if opset is not None and (not isinstance(opset, int) or not 7 <= opset <= 23):
         raise _fail(name, "opset", f"must be an integer opset between 7 and 23; got {opset!r}")
     reference = raw.get("reference", {}) or {}
     for key in ("params_m", "gflops"):
@@ -242,7 +299,7 @@ def _validate_entry(raw: Any, presets: dict[str, dict], index: int) -> ModelEntr
         input={"height": shape["height"], "width": shape["width"], "layout": layout},
         preprocess=_validate_preprocess(name, raw["preprocess"], presets),
         decoder=dict(decoder),
-        labels=raw["labels"],
+        labels=labels,
         opset=opset,
         nms_in_graph=bool(raw.get("nms_in_graph", False)),
         dynamic_axes=raw.get("dynamic_axes"),

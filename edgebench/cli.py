@@ -102,6 +102,99 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from edgebench.catalog import load_catalog
+    from edgebench.predict import PredictError, draw, find_artifact, predict, result_as_data, result_text
+
+    try:
+        catalog = load_catalog(args.catalog)
+    except Exception:
+        catalog = None  # an artifact that exists needs no catalog
+    try:
+        artifact = find_artifact(args.model, Path(args.artifacts), catalog)
+        manifest, result, image, infer_ms = predict(artifact, Path(args.image))
+        data = result_as_data(manifest, result)
+        if args.out:
+            draw(image, manifest, result, data, Path(args.out))
+    except PredictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(result_text(args.model, data, infer_ms))
+    if args.out:
+        print(f"drawn: {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_add_onnx(args: argparse.Namespace) -> int:
+    import os
+
+    from edgebench.add_onnx import AddOnnxError, append_entry, fetch, propose
+    from edgebench.catalog import DEFAULT_CATALOG
+
+    size = None
+    if args.size:
+        height, sep, width = args.size.lower().partition("x")
+        if not (sep and height.isdigit() and width.isdigit()):
+            print(f"error: --size {args.size!r}: give HEIGHTxWIDTH, e.g. 640x640", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        size = (int(height), int(width))
+    cache = Path(os.environ.get("EDGEBENCH_CACHE", Path.home() / ".cache" / "edgebench")) / "downloads"
+    catalog_path = Path(args.catalog) if args.catalog else DEFAULT_CATALOG
+    try:
+        path, source = fetch(args.location, cache)
+        proposal = propose(path, source, name=args.name, size=size)
+        print(proposal.as_yaml(), end="")
+        for note in proposal.notes:
+            print(f"# {note}", file=sys.stderr)
+        if args.write:
+            append_entry(catalog_path, proposal)
+            name = proposal.entry["name"]
+            print(f"added {name} to {catalog_path}; next: edgebench convert --models {name}", file=sys.stderr)
+        else:
+            print(f"# not written: add --write to append it to {catalog_path}", file=sys.stderr)
+    except AddOnnxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    import json
+
+    from edgebench.accuracy import AccuracyError, evaluate, load_labelled
+    from edgebench.catalog import load_catalog
+    from edgebench.predict import PredictError, find_artifact
+
+    try:
+        catalog = load_catalog(args.catalog)
+    except Exception:
+        catalog = None  # an artifact that exists needs no catalog
+    try:
+        artifact = find_artifact(args.model, Path(args.artifacts), catalog)
+        data = load_labelled(Path(args.dataset), Path(args.annotations) if args.annotations else None)
+        report = evaluate(artifact, data, args.score_threshold)
+    except (AccuracyError, PredictError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(report))
+    elif report["task"] == "classification":
+        top1, top5 = report["top1"], report["top5"]
+        print(f"{args.model}: {report['images']} images, top-1 {top1:.2%}, top-5 {top5:.2%}")
+    else:
+        print(
+            f"{args.model}: {report['images']} images, mAP {report['map']:.3f} (IoU 0.50:0.95), "
+            f"AP50 {report['map50']:.3f}, AP75 {report['map75']:.3f}, "
+            f"score threshold {report['score_threshold']}"
+        )
+    return EXIT_OK
+
+
 def _cmd_collect_check(args: argparse.Namespace) -> int:
     from edgebench.collect import CollectError, keep_fetched
 
@@ -182,10 +275,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edgebench.fleet import run_benchmark
 
     extravars = dict(args.extra or [])
+    models = extravars.get("edgebench_models")
+    if isinstance(models, str):  # -e edgebench_models=a,b: a comma list, not a string of characters
+        extravars["edgebench_models"] = _split(models)
     if args.profile:
         extravars["edgebench_profile"] = args.profile
     if args.models:
         extravars["edgebench_models"] = _split(args.models)
+    if args.catalog:
+        extravars["edgebench_catalog"] = str(Path(args.catalog).resolve())
     live = sys.stderr.isatty()
     shown: dict[str, str] = {}
 
@@ -228,10 +326,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         rows = [[name, host.state, 0, ""] for name, host in sorted(result.hosts.items())]
     print(_table(["host", "result", "runs", "statuses"], rows))
-    if result.results_dir is not None:
+    for name, host in sorted(result.hosts.items()):
+        if host.failure:
+            print(f"{name} [{host.state}] {host.failure}", file=sys.stderr)
+    if result.results_dir is not None and result.results_dir.is_dir():
         print(f"results: {result.results_dir}")
-        if result.run_id:
-            print(f"resume or complete this run with: edgebench run --run-id {result.run_id}")
+    elif result.rc != 0:
+        print("no results were collected: the run stopped before the collect phase")
+    if result.run_id:
+        print(f"resume or complete this run with: edgebench run --run-id {result.run_id}")
+    if result.log_path is not None:
+        print(f"full log: {result.log_path}")
     return EXIT_OK if result.rc == 0 else EXIT_FAILED
 
 
@@ -319,6 +424,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--force", action="store_true", help="re-export even when the artifact is up to date")
     conv.set_defaults(func=_cmd_convert)
+
+    predict = commands.add_parser(
+        "predict", help="run one converted model on one image here and show the decoded result"
+    )
+    predict.add_argument("model", help="model name (its artifact directory)")
+    predict.add_argument("image", help="an image file (JPEG, PNG, ...)")
+    predict.add_argument("--artifacts", default="artifacts", help="artifacts directory (default: artifacts)")
+    predict.add_argument("--json", action="store_true", help="print the result as JSON (pixels)")
+    predict.add_argument("--out", help="write the image with the result drawn on it (PNG, JPEG)")
+    predict.set_defaults(func=_cmd_predict)
+
+    add_onnx = commands.add_parser(
+        "add-onnx", help="propose a catalog entry for an ONNX file or URL (writes it with --write)"
+    )
+    add_onnx.add_argument("location", metavar="FILE|URL", help="the ONNX file, or a URL to download it from")
+    add_onnx.add_argument("--name", help="model name (default: from the file name)")
+    add_onnx.add_argument("--size", help="input HEIGHTxWIDTH when the file's input is dynamic")
+    add_onnx.add_argument("--write", action="store_true", help="append the entry to the catalog")
+    add_onnx.set_defaults(func=_cmd_add_onnx)
+
+    accuracy = commands.add_parser(
+        "accuracy", help="top-1/top-5 or mAP of a converted model on a labelled image folder, here"
+    )
+    accuracy.add_argument("model", help="model name (its artifact directory)")
+    accuracy.add_argument("dataset", help="class-per-folder images, or images with annotations.json (COCO)")
+    accuracy.add_argument("--annotations", help="COCO-style JSON (default: DATASET/annotations.json)")
+    accuracy.add_argument(
+        "--score-threshold", type=float, help="detection score threshold for mAP (default: the manifest's)"
+    )
+    accuracy.add_argument("--artifacts", default="artifacts", help="artifacts directory (default: artifacts)")
+    accuracy.add_argument("--json", action="store_true", help="print the figures as JSON")
+    accuracy.set_defaults(func=_cmd_accuracy)
 
     collect = commands.add_parser(
         "collect-check", help="unpack and check a device's fetched results (collect phase)"

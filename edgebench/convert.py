@@ -7,6 +7,7 @@ the others go on; a failed model never replaces an earlier good artifact.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import shutil
 import time
@@ -22,19 +23,22 @@ import onnx
 from edgebench import artifacts
 from edgebench.catalog import ModelEntry
 from edgebench.images import ensure_default_images, image_paths
-from edgebench.labels import labels_for
+from edgebench.labels import LabelsError, resolve_labels
 from edgebench.onnx_tools import (
     InvalidOnnxError,
+    ShapeMismatchError,
     check_model,
     convert_opset,
     count_parameters,
     describe_io,
+    fix_input_shape,
     model_opset,
     narrow_int64,
 )
 from edgebench.verify import onnx_runner, parity
 from edgebench_runtime.correctness import DEFAULT_TOLERANCES, REFERENCE_BLOCK
 from edgebench_runtime.imaging import Preprocessor, decode_image
+from edgebench_runtime.tasks import Pipeline
 
 __all__ = ["ConversionError", "ConvertResult", "convert", "convert_one"]
 
@@ -107,20 +111,30 @@ def _export_torch(entry: ModelEntry, opset: int, weights_policy: str, path: Path
     return info, _torch_reference(exportable.module)
 
 
+def _fixed_shapes(model: onnx.ModelProto, entry: ModelEntry) -> tuple[onnx.ModelProto, str | None]:
+    try:
+        return fix_input_shape(model, entry.input["height"], entry.input["width"], entry.input["layout"])
+    except ShapeMismatchError as exc:
+        raise ConversionError(str(exc)) from exc
+
+
 def _import_onnx(
-    entry: ModelEntry, opset: int, catalog_dir: Path, path: Path
+    entry: ModelEntry, opset: int | None, catalog_dir: Path, path: Path
 ) -> tuple[dict, Callable | None]:
     from edgebench.sources import fetch_onnx
 
     started = time.perf_counter()
     original = fetch_onnx(entry, catalog_dir)
     model = check_model(original)
-    converted, note = convert_opset(model, opset)
+    fixed, shape_note = _fixed_shapes(model, entry)
+    # No opset in the catalog (None): the file's own is kept.
+    converted, note = convert_opset(fixed, opset) if opset is not None else (fixed, None)
     onnx.save(converted, str(path))
+    notes = [text for text in (shape_note, note) if text]
     info = {
         "exporter": "custom ONNX" + (f" ({note})" if note else ""),
         "seconds": round(time.perf_counter() - started, 3),
-        "notes": [note] if note else [],
+        "notes": notes,
         "weights": entry.source.get("weights") or "unknown",
         "original_sha256": artifacts.file_record(original)["sha256"],
     }
@@ -128,6 +142,14 @@ def _import_onnx(
     # independent reference and is only checked to run and give finite outputs.
     reference = onnx_runner(original) if converted is not model else None
     return info, reference
+
+
+def _fix_exported_shapes(entry: ModelEntry, path: Path, export: dict) -> None:
+    """An export with ``dynamic_axes`` is fixed to batch 1 and the catalog's input size too."""
+    fixed, note = _fixed_shapes(onnx.load(str(path)), entry)
+    if note:
+        onnx.save(fixed, str(path))
+        export["notes"] = [*export.get("notes", []), note]
 
 
 def _int64_initializers(path: Path) -> int:
@@ -153,11 +175,41 @@ def _int32_variant(model: onnx.ModelProto, path: Path) -> tuple[Path, str] | Non
     return None
 
 
+def _shapes_text(outputs: list[np.ndarray], names: list[str]) -> str:
+    return ", ".join(f"{n} {list(np.shape(o))}" for n, o in zip(names, outputs, strict=False))
+
+
+def _check_decoder(pipeline: Pipeline, entry: ModelEntry, outputs, geometry, output_names) -> None:
+    """The device's decoder, run on the stored reference outputs: a layout the decoder cannot read
+    fails here, naming the shapes, instead of on a device."""
+    name = entry.decoder["name"]
+    try:
+        pipeline.postprocess(list(outputs), geometry)
+    except Exception as exc:
+        raise ConversionError(
+            f"decoder {name} cannot decode this model's outputs ({_shapes_text(outputs, output_names)}): "
+            f"{type(exc).__name__}: {exc}; check decoder.name and its parameters"
+        ) from exc
+    if name == "imagenet_topk" and entry.decoder.get("softmax", True):
+        logits = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+        if logits.size > 1 and logits.min() >= 0 and abs(logits.sum() - 1.0) < 1e-3:
+            raise ConversionError(
+                f"the model's output already sums to 1 ({logits.size} values in [0, 1]): the graph ends "
+                "in a softmax and imagenet_topk would apply a second one; set decoder.softmax: false"
+            )
+
+
 def _reference_outputs(
-    entry: ModelEntry, runner: Callable, images: list[Path], output_names: list[str], path: Path
-) -> dict:
+    entry: ModelEntry,
+    runner: Callable,
+    images: list[Path],
+    output_names: list[str],
+    path: Path,
+    pipeline: Pipeline | None = None,
+) -> tuple[list[list[int] | None], dict]:
     """Write ``reference.npz`` (ONNX Runtime CPU on a few default photos) and return the manifest's
-    ``reference_outputs`` block; the device compares every provider against it before timing."""
+    ``reference_outputs`` block and the output shapes seen; the device compares every provider
+    against it before timing. ``pipeline`` (the device's decoder) is run on every reference."""
     import onnxruntime
 
     preprocess = Preprocessor(
@@ -165,14 +217,19 @@ def _reference_outputs(
     )
     arrays: dict[str, np.ndarray] = {}
     chosen = []
+    shapes: list[list[int]] = []
     for index, image_path in enumerate(sorted(images)[:REFERENCE_IMAGES]):
         image = decode_image(image_path)
-        tensor, _geometry = preprocess(image)
+        tensor, geometry = preprocess(image)
         outputs = runner(tensor)
         if len(outputs) != len(output_names):
             raise ConversionError(
                 f"reference run gave {len(outputs)} outputs, the graph names {len(output_names)}"
             )
+        if pipeline is not None:
+            _check_decoder(pipeline, entry, outputs, geometry, output_names)
+        seen = [list(np.shape(output)) for output in outputs]
+        shapes = seen if index == 0 else [a if a == b else None for a, b in zip(shapes, seen, strict=True)]
         arrays[f"input_{index}"] = tensor
         for j, output in enumerate(outputs):
             arrays[f"output_{index}_{j}"] = np.asarray(output)
@@ -186,7 +243,7 @@ def _reference_outputs(
         )
     with open(path, "wb") as handle:
         np.savez_compressed(handle, **arrays)
-    return {
+    return shapes, {
         "file": REFERENCE_FILE,
         "producer": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider",
         "model_file": MODEL_FILE,
@@ -195,6 +252,18 @@ def _reference_outputs(
         "keys": {"input": "input_<image>", "output": "output_<image>_<output>"},
         "tolerances": DEFAULT_TOLERANCES,
     }
+
+
+def _concrete(declared: list[dict], seen: list[list[int] | None]) -> list[dict]:
+    """Output descriptions with every dimension the graph leaves open filled from the reference
+    runs, where all reference photos agreed on it (an in-graph NMS count may not: left named)."""
+    out = []
+    for item, shape in zip(declared, seen, strict=True):
+        dims = item["shape"]
+        if shape is not None and len(shape) == len(dims):
+            dims = [d if isinstance(d, int) and d > 0 else s for d, s in zip(dims, shape, strict=True)]
+        out.append({**item, "shape": dims})
+    return out
 
 
 def _source_file(entry: ModelEntry, catalog_dir: Path) -> Path | None:
@@ -222,6 +291,13 @@ def convert_one(
     try:
         source_file = _source_file(entry, catalog_dir)
         recipe = artifacts.build_hash(entry, opset, weights_policy, source_file)
+        if isinstance(entry.labels, dict):  # a labels file: its content is part of the recipe too
+            labels_file = Path(entry.labels["file"]).expanduser()
+            labels_file = labels_file if labels_file.is_absolute() else catalog_dir / labels_file
+            if labels_file.is_file():
+                recipe = hashlib.sha256(
+                    (recipe + artifacts.file_record(labels_file)["sha256"]).encode()
+                ).hexdigest()
         if not force:
             manifest = artifacts.cached_manifest(target, recipe)
             if manifest is not None:
@@ -237,7 +313,9 @@ def convert_one(
         images = image_paths(ensure_default_images(artifacts_dir))
         staging = artifacts.staging_dir(artifacts_dir, name)
         try:
-            manifest = _build(entry, opset, weights_policy, catalog_dir, staging, images, recipe, name)
+            manifest = _build(
+                entry, opset, weights_policy, catalog_dir, staging, images, recipe, name, source_file
+            )
             artifacts.publish(staging, manifest, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -263,10 +341,17 @@ def _build(
     images: list[Path],
     recipe: str,
     name: str,
+    source_file: Path | None = None,
 ) -> dict:
     model_path = staging / MODEL_FILE
+    try:
+        labels, labels_from = resolve_labels(entry.labels, catalog_dir, source_file)
+    except LabelsError as exc:
+        raise ConversionError(str(exc)) from exc
     if entry.source_kind in ("torchvision", "builder"):
-        export, reference = _export_torch(entry, opset, weights_policy, model_path)
+        export, reference = _export_torch(entry, opset or 13, weights_policy, model_path)
+        if entry.dynamic_axes:
+            _fix_exported_shapes(entry, model_path, export)
     else:
         export, reference = _import_onnx(entry, opset, catalog_dir, model_path)
     try:
@@ -293,9 +378,23 @@ def _build(
         )
     checks["max_abs"] = max(checks["random"]["max_abs"], checks["images"]["max_abs"])
     files = {MODEL_FILE: artifacts.file_record(model_path)}
-    reference_block = _reference_outputs(
-        entry, runner, images, [item["name"] for item in outputs], staging / REFERENCE_FILE
+    draft = {
+        "inputs": inputs,
+        "outputs": outputs,
+        "input": entry.input,
+        "preprocess": entry.preprocess,
+        "decoder": entry.decoder,
+        "labels": labels,
+        "nms_in_graph": entry.nms_in_graph,
+    }
+    try:
+        pipeline = Pipeline(draft)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConversionError(f"decoder {entry.decoder['name']}: {exc}") from exc
+    seen_shapes, reference_block = _reference_outputs(
+        entry, runner, images, [item["name"] for item in outputs], staging / REFERENCE_FILE, pipeline
     )
+    outputs = _concrete(outputs, seen_shapes)
     files[REFERENCE_FILE] = artifacts.file_record(staging / REFERENCE_FILE)
     int32_file = None
     narrowed = _int32_variant(model, staging / INT32_FILE)
@@ -328,8 +427,9 @@ def _build(
         "input": entry.input,
         "preprocess": entry.preprocess,
         "decoder": entry.decoder,
-        "labels": labels_for(entry.labels),
-        "label_set": entry.labels,
+        "labels": labels,
+        "label_set": entry.labels if isinstance(entry.labels, str) else "custom",
+        "labels_from": labels_from,
         "nms_in_graph": entry.nms_in_graph,
         "reference": entry.reference,
         REFERENCE_BLOCK: reference_block,

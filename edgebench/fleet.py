@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
-import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ __all__ = ["REPO_ROOT", "FleetRun", "HostProgress", "list_fleet", "run_benchmark
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _WAIT_TASK = "Wait for the benchmark to finish on the device"
+# ansible-runner's working directories (its `stdout` is the full playbook log), newest kept.
+RUNNER_DIR = REPO_ROOT / ".edgebench-local" / "runner"
+KEEP_RUNNER_DIRS = 20
 
 
 @dataclass
@@ -33,6 +37,7 @@ class HostProgress:
     images_total: int = 0
     eta_s: float | None = None
     state: str = "ok"  # ok | failed | unreachable
+    failure: str | None = None  # the failing task and its message
 
     def line(self) -> str:
         text = f"{self.host:<16} {self.phase:<10}"
@@ -53,6 +58,7 @@ class FleetRun:
     run_id: str | None
     hosts: dict[str, HostProgress] = field(default_factory=dict)
     results_dir: Path | None = None
+    log_path: Path | None = None  # the runner's full playbook output, kept
 
 
 def _environment() -> dict[str, str]:
@@ -65,6 +71,32 @@ def _environment() -> dict[str, str]:
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(REPO_ROOT / "roles"),
     }
+
+
+def _failure_text(task: str | None, result: dict) -> str:
+    """The failing task and what it said: its message, and the end of its stderr (or stdout) when
+    the message alone is Ansible's generic one."""
+    message = str(result.get("msg") or "").strip()
+    tail = ""
+    for stream in ("stderr", "stdout", "module_stderr", "module_stdout"):
+        text = str(result.get(stream) or "").strip()
+        if text:
+            tail = "\n".join(text.splitlines()[-8:])
+            break
+    if tail and tail not in message:
+        message = f"{message}\n{tail}" if message else tail
+    return f"{task or 'a task'}: {message or 'failed (no message)'}"
+
+
+def _runner_dir() -> Path:
+    RUNNER_DIR.mkdir(parents=True, exist_ok=True)
+    old = sorted(path for path in RUNNER_DIR.iterdir() if path.is_dir())
+    for path in old[: max(0, len(old) - KEEP_RUNNER_DIRS + 1)]:
+        shutil.rmtree(path, ignore_errors=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = RUNNER_DIR / f"{stamp}-{os.getpid()}"
+    path.mkdir()
+    return path
 
 
 def _apply_status(progress: HostProgress, stdout: str) -> None:
@@ -115,8 +147,11 @@ def run_benchmark(
         result = data.get("res") or {}
         if kind == "runner_on_unreachable":
             progress.state = "unreachable"
+            progress.failure = _failure_text(data.get("task"), result)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             progress.state = "failed"
+            if progress.failure is None:  # the first failure is the cause; later ones follow from it
+                progress.failure = _failure_text(data.get("task"), result)
         elif kind in ("runner_retry", "runner_on_ok") and data.get("task") == _WAIT_TASK:
             _apply_status(progress, result.get("stdout", ""))
         if not seen_run_id and isinstance(result.get("ansible_facts"), dict):
@@ -127,29 +162,30 @@ def run_benchmark(
             on_progress(hosts)
         return True
 
-    with tempfile.TemporaryDirectory(prefix="edgebench-runner-") as scratch:
-        runner = ansible_runner.run(
-            private_data_dir=private_data_dir or scratch,
-            project_dir=str(REPO_ROOT),
-            playbook="benchmark.yml",
-            inventory=str(Path(inventory).resolve())
-            if inventory
-            else str(REPO_ROOT / "inventory" / "local.yml"),
-            limit=limit,
-            tags=tags,
-            extravars=extravars,
-            envvars=_environment(),
-            event_handler=handle,
-            quiet=True,
-        )
+    # Kept after the run: its artifacts/<id>/stdout is the whole playbook log.
+    runner_dir = Path(private_data_dir) if private_data_dir else _runner_dir()
+    runner = ansible_runner.run(
+        private_data_dir=str(runner_dir),
+        project_dir=str(REPO_ROOT),
+        playbook="benchmark.yml",
+        inventory=str(Path(inventory).resolve()) if inventory else str(REPO_ROOT / "inventory" / "local.yml"),
+        limit=limit,
+        tags=tags,
+        extravars=extravars,
+        envvars=_environment(),
+        event_handler=handle,
+        quiet=True,
+    )
     resolved = run_id or (seen_run_id[0] if seen_run_id else None)
     results = Path(extravars.get("edgebench_results_dir", REPO_ROOT / "results"))
+    log_path = Path(runner.config.artifact_dir) / "stdout"
     return FleetRun(
         rc=runner.rc,
         status=runner.status,
         run_id=resolved,
         hosts=hosts,
         results_dir=results / resolved if resolved else None,
+        log_path=log_path if log_path.is_file() else None,
     )
 
 

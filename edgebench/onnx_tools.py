@@ -10,10 +10,13 @@ from onnx import helper, numpy_helper, shape_inference
 
 __all__ = [
     "InvalidOnnxError",
+    "ShapeMismatchError",
     "check_model",
     "convert_opset",
     "count_parameters",
     "describe_io",
+    "fix_input_shape",
+    "model_metadata",
     "model_opset",
     "narrow_int64",
 ]
@@ -31,6 +34,58 @@ _ACCEPTS_INT32 = {
 
 class InvalidOnnxError(ValueError):
     """A file is not a valid ONNX model (unreadable, fails the checker or shape inference)."""
+
+
+class ShapeMismatchError(ValueError):
+    """A model's fixed input dimensions contradict the catalog's input size."""
+
+
+def _dims(value: onnx.ValueInfoProto) -> list:
+    return [
+        dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else (dim.dim_param or "?")
+        for dim in value.type.tensor_type.shape.dim
+    ]
+
+
+def fix_input_shape(model: onnx.ModelProto, height: int, width: int, layout: str = "NCHW"):
+    """A copy of ``model`` whose image input is ``[1, 3, height, width]`` (or NHWC): dynamic batch
+    becomes 1, dynamic spatial dimensions the catalog's size, and output dimensions that follow
+    from them are inferred; ``(model, note)``, note None when nothing was dynamic. A fixed
+    dimension that differs from the catalog's raises ShapeMismatchError naming both shapes."""
+    initializers = {init.name for init in model.graph.initializer}
+    image = next(value for value in model.graph.input if value.name not in initializers)
+    wanted = [1, 3, height, width] if layout == "NCHW" else [1, height, width, 3]
+    have = _dims(image)
+    if len(have) != 4:
+        raise ShapeMismatchError(
+            f"model input {image.name!r} has shape {have}, not an image batch of rank 4 like {wanted}"
+        )
+    clash = [axis for axis, dim in enumerate(have) if isinstance(dim, int) and dim != wanted[axis]]
+    if clash:
+        raise ShapeMismatchError(
+            f"model input {image.name!r} is {have} but the catalog's input gives {wanted} "
+            f"({layout}, height {height}, width {width}); set the entry's input to the model's size"
+        )
+    if all(isinstance(dim, int) for dim in have):
+        return model, None
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    target = next(value for value in fixed.graph.input if value.name == image.name)
+    for dim, size in zip(target.type.tensor_type.shape.dim, wanted, strict=True):
+        dim.Clear()
+        dim.dim_value = size
+    # Intermediate and output shapes recorded for the dynamic input would be stale: infer them anew.
+    del fixed.graph.value_info[:]
+    for output in fixed.graph.output:
+        for dim in output.type.tensor_type.shape.dim:
+            if not (dim.HasField("dim_value") and dim.dim_value > 0):
+                dim.Clear()
+    fixed = shape_inference.infer_shapes(fixed, check_type=True, data_prop=True)
+    return fixed, f"input {image.name} {have} fixed to {wanted}"
+
+
+def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {prop.key: prop.value for prop in model.metadata_props}
 
 
 def check_model(path: Path) -> onnx.ModelProto:

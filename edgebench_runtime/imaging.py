@@ -36,6 +36,7 @@ if HAVE_CV2:
         "bicubic": cv2.INTER_CUBIC,
         "nearest": cv2.INTER_NEAREST,
         "area": cv2.INTER_AREA,
+        "lanczos": cv2.INTER_LANCZOS4,
     }
 
 
@@ -57,6 +58,7 @@ def _pil_interpolation(name):
         "bicubic": resampling.BICUBIC,
         "nearest": resampling.NEAREST,
         "area": resampling.BOX,
+        "lanczos": resampling.LANCZOS,
     }[name]
 
 
@@ -118,7 +120,14 @@ class Preprocessor(object):
         if self.bgr:
             self._mul = self._mul[::-1].copy()
             self._add = self._add[::-1].copy()
+        # Output channel c reads input (RGB) channel _order[c].
+        self._order = (2, 1, 0) if self.bgr else (0, 1, 2)
+        self._mul_f = [float(v) for v in self._mul]
+        self._add_f = [float(v) for v in self._add]
+        self._any_add = bool(np.any(self._add != 0))
         self.pad_value = self.spec.get("pad_value", 114)
+        # The pad value as the tensor holds it, computed as the pixels are (float32, mul then add).
+        self._pad_pixel = (np.float32(self.pad_value) * self._mul + self._add).astype(np.float32)
         self.pad_align = self.spec.get("pad_align", "center")
         self.resize_size = self.spec.get("resize_size")
 
@@ -163,20 +172,65 @@ class Preprocessor(object):
         resized = _resize(image, new_w, new_h, self.interpolation, self.use_cv2)
         if self.mode == "shorter":
             top, left = int(-geometry["offset"][0]), int(-geometry["offset"][1])
-            canvas = resized[top:top + self.height, left:left + self.width]
+            region = resized[top : top + self.height, left : left + self.width]
+            top = left = 0
         elif self.mode == "letterbox":
             top, left = int(geometry["offset"][0]), int(geometry["offset"][1])
-            canvas = np.full((self.height, self.width, 3), self.pad_value, dtype=np.uint8)
-            canvas[top:top + new_h, left:left + new_w] = resized
+            region = resized
         else:
-            canvas = resized
-        if self.bgr:
-            canvas = canvas[:, :, ::-1]
-        tensor = canvas.astype(np.float32)
-        tensor *= self._mul
-        tensor += self._add
-        if self.layout == "NCHW":
-            tensor = tensor.transpose(2, 0, 1)
-        tensor = np.ascontiguousarray(tensor[np.newaxis])
+            top = left = 0
+            region = resized
+        tensor = self._tensor(region, top, left)
         geometry["original"] = (orig_h, orig_w)
         return tensor, geometry
+
+    def _tensor(self, region, top, left):
+        """One pass from the uint8 pixels to the float32 tensor: the channel order, the transpose
+        and ``x * mul + add`` fused, written straight into the output (letterbox padding: only the
+        border strips are filled, with the normalised pad value). No intermediate image or tensor
+        is made, so no-op steps (scale 1, zero mean, unit std) cost nothing."""
+        height, width = region.shape[:2]
+        order = self._order
+        if self.layout == "NCHW":
+            out = np.empty((1, 3, self.height, self.width), dtype=np.float32)
+            planes = out[0]
+            if (height, width) != (self.height, self.width):
+                self._pad(planes, top, left, height, width)
+            target = planes[:, top : top + height, left : left + width]
+            if self.use_cv2 and cv2 is not None:
+                channels = cv2.split(region)
+                for c in range(3):
+                    src = channels[order[c]]
+                    # dst = src * mul + 0 * src + add, converted to float32 in the same pass.
+                    cv2.addWeighted(
+                        src, self._mul_f[c], src, 0.0, self._add_f[c], dst=target[c], dtype=cv2.CV_32F
+                    )
+            else:
+                np.multiply(
+                    region.transpose(2, 0, 1)[list(order)],
+                    self._mul[:, None, None],
+                    out=target,
+                    casting="unsafe",
+                )
+                if self._any_add:
+                    target += self._add[:, None, None]
+            return out
+        out = np.empty((1, self.height, self.width, 3), dtype=np.float32)
+        pixels = out[0]
+        if (height, width) != (self.height, self.width):
+            pixels[...] = self._pad_pixel
+        target = pixels[top : top + height, left : left + width]
+        np.multiply(region[:, :, list(order)], self._mul, out=target, casting="unsafe")
+        if self._any_add:
+            target += self._add
+        return out
+
+    def _pad(self, planes, top, left, height, width):
+        """Fill the letterbox border of a (3, H, W) tensor with the normalised pad value."""
+        for c in range(3):
+            value = self._pad_pixel[c]
+            plane = planes[c]
+            plane[:top] = value
+            plane[top + height :] = value
+            plane[top : top + height, :left] = value
+            plane[top : top + height, left + width :] = value

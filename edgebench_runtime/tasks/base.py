@@ -16,12 +16,19 @@ order as the manifest says). Post-processing is the decoder named by the manifes
         def __call__(self, outputs, geometry): ...
 
 Modules placed in ``edgebench_runtime/tasks/`` are imported by the package, so a new decoder plugs
-in by adding its file; nothing else changes. ``geometry`` (from the Preprocessor) maps original
-pixels to network pixels, ``net = orig * scale + offset`` per axis (y, x), so decoders report in
-original-image coordinates.
+in by adding its file; nothing else changes. A decoder declares the parameters it reads in
+``parameters`` (name -> kind: ``number``, ``int``, ``bool``, ``list``, ``str`` or a tuple of allowed
+values) and the ones it cannot do without in ``required``; ``check_decoder_params`` holds a catalog
+entry to them, so a typo is refused at convert (with the closest valid name), never on a device.
+
+``geometry`` (from the Preprocessor) maps original pixels to network pixels,
+``net = orig * scale + offset`` per axis (y, x), so decoders report in original-image coordinates.
 
 Python 3.6 compatible.
 """
+
+import difflib
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,6 +38,8 @@ __all__ = [
     "Decoder",
     "Pipeline",
     "UnknownDecoder",
+    "check_decoder_params",
+    "closest",
     "get_decoder_class",
     "known_decoders",
     "register_decoder",
@@ -69,6 +78,58 @@ def get_decoder_class(name):
         ) from None
 
 
+def closest(name, known):
+    """`` (did you mean X?)`` for the nearest of ``known``, or ``""``."""
+    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+    return " (did you mean %r?)" % close[0] if close else ""
+
+
+def _kind_ok(kind, value):
+    if isinstance(kind, tuple):
+        return value in kind
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, (list, tuple))
+    if kind == "str":
+        return isinstance(value, str)
+    return True
+
+
+def _kind_text(kind):
+    if isinstance(kind, tuple):
+        return "one of " + ", ".join(str(k) for k in kind)
+    return {"bool": "true or false", "int": "an integer", "number": "a number", "list": "a list"}.get(
+        kind, "a " + str(kind)
+    )
+
+
+def check_decoder_params(name, params):
+    """Problems with a decoder block's parameters (everything but ``name``), as a list of messages:
+    unknown names (with the closest known one), missing required ones, values of the wrong kind."""
+    cls = get_decoder_class(name)
+    problems = []
+    for key in sorted(params):
+        if key not in cls.parameters:
+            known = ", ".join(sorted(cls.parameters)) or "none"
+            problems.append(
+                "unknown parameter %r for decoder %s%s; it takes: %s"
+                % (key, name, closest(key, cls.parameters), known)
+            )
+        elif not _kind_ok(cls.parameters[key], params[key]):
+            problems.append(
+                "parameter %r must be %s, not %r" % (key, _kind_text(cls.parameters[key]), params[key])
+            )
+    for key in cls.required:
+        if key not in params:
+            problems.append("decoder %s needs parameter %r (%s)" % (name, key, cls.required[key]))
+    return problems
+
+
 class Decoder(object):
     """Turns raw outputs into the task result. One instance per model run.
 
@@ -77,6 +138,9 @@ class Decoder(object):
     """
 
     name = None
+    # The parameters this decoder reads (name -> kind) and those it needs (name -> why).
+    parameters: ClassVar[dict] = {}
+    required: ClassVar[dict] = {}
 
     def __init__(self, manifest, params=None):
         self.manifest = manifest

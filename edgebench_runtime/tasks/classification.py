@@ -7,6 +7,8 @@ index of the first label in the output vector, 1 for models with a background cl
 Python 3.6 compatible.
 """
 
+from typing import ClassVar
+
 import numpy as np
 
 from .base import Decoder, register_decoder, softmax
@@ -16,6 +18,14 @@ __all__ = ["ImagenetTopK"]
 
 @register_decoder("imagenet_topk")
 class ImagenetTopK(Decoder):
+    parameters: ClassVar[dict] = {
+        "top_k": "int",
+        "k": "int",
+        "topk": "int",
+        "softmax": "bool",
+        "label_offset": "int",
+    }
+
     def __init__(self, manifest, params=None):
         Decoder.__init__(self, manifest, params)
         self.k = int(self.params.get("top_k", self.params.get("k", self.params.get("topk", 5))))

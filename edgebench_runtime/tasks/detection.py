@@ -1,4 +1,5 @@
-"""Detection decoders: ``ssd``, ``yolov5``, ``yolox``, ``tiny_yolov2``, ``tiny_yolov3``.
+"""Detection decoders: ``ssd``, ``yolov5``, ``yolox``, ``tiny_yolov2``, ``tiny_yolov3`` (``yolov8`` and
+``end2end`` are in ``anchor_free.py``).
 
 Every decoder returns ``{"boxes": float32 (N, 6), "labels": [N names]}``: rows ``x1, y1, x2, y2,
 score, class`` in original-image pixels (the pre-processing geometry inverted, clipped to the
@@ -18,6 +19,7 @@ Python 3.6 compatible.
 """
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -54,6 +56,15 @@ def _empty_result():
 
 class _DetectionDecoder(Decoder):
     """Thresholds, NMS and the mapping to original pixels shared by the detection decoders."""
+
+    parameters: ClassVar[dict] = {
+        "score_threshold": "number",
+        "iou_threshold": "number",
+        "max_detections": "int",
+        "max_candidates": "int",
+        "multi_label": "bool",
+        "nms": ("auto", "numpy", "opencv"),
+    }
 
     def __init__(self, manifest, params=None):
         Decoder.__init__(self, manifest, params)
@@ -194,6 +205,19 @@ class SSDDecoder(_DetectionDecoder):
     BoxCoder decoding, clip to the input, softmax, per-class score threshold and top-k, class-aware
     NMS, ``max_detections`` per image. Class 0 is the background."""
 
+    parameters: ClassVar[dict] = dict(
+        _DetectionDecoder.parameters,
+        top_k_candidates="int",
+        aspect_ratios="list",
+        min_ratio="number",
+        max_ratio="number",
+        scales="list",
+        steps="list",
+        clip="bool",
+        feature_maps="list",
+        box_coder_weights="list",
+    )
+
     def __init__(self, manifest, params=None):
         _DetectionDecoder.__init__(self, manifest, params)
         p = self.params
@@ -292,6 +316,7 @@ class _GridDecoder(_DetectionDecoder):
     anchor ``[tx, ty, tw, th, obj, classes...]``. Subclasses define the box and class transforms."""
 
     default_strides = (32,)
+    parameters: ClassVar[dict] = dict(_DetectionDecoder.parameters, strides="list", anchors="list")
 
     def __init__(self, manifest, params=None):
         _DetectionDecoder.__init__(self, manifest, params)
@@ -301,6 +326,8 @@ class _GridDecoder(_DetectionDecoder):
 
     def _anchor_sets(self):
         anchors = self.params.get("anchors")
+        if not anchors:
+            raise ValueError("%s needs decoder.anchors (one list of w, h pixel pairs per level)" % self.name)
         return [np.asarray(a, dtype=np.float32).reshape(-1, 2) for a in anchors]
 
     def _level(self, index, shape):
@@ -360,6 +387,7 @@ class Yolov5Decoder(_GridDecoder):
     score = sigmoid(obj) * sigmoid(class). Three levels (n/s) or four (n6/s6)."""
 
     default_strides = (8, 16, 32)
+    required: ClassVar[dict] = {"anchors": "one list of w, h pixel pairs per level, as in the model's yaml"}
 
     def box_xy_wh(self, raw, gx, gy, stride, anchors):
         s = _sigmoid(raw[:, :4])
@@ -373,6 +401,8 @@ class Yolov5Decoder(_GridDecoder):
 class TinyYolov2Decoder(_GridDecoder):
     """Darknet region layer (YOLOv2): xy = (sigmoid + grid) * stride, wh = exp * anchor (grid cells)
     * stride, score = sigmoid(obj) * softmax(classes)."""
+
+    parameters: ClassVar[dict] = dict(_GridDecoder.parameters, stride="int")
 
     def __init__(self, manifest, params=None):
         params = dict(params or {})
@@ -463,6 +493,8 @@ class YoloxDecoder(_DetectionDecoder):
     ``[reg x, y, w, h (raw), obj, classes]`` with obj and classes after sigmoid, cells row-major,
     strides 8, 16, 32 in order. xy = (reg + grid) * stride, wh = exp(reg) * stride,
     score = obj * class."""
+
+    parameters: ClassVar[dict] = dict(_DetectionDecoder.parameters, strides="list")
 
     def __init__(self, manifest, params=None):
         _DetectionDecoder.__init__(self, manifest, params)

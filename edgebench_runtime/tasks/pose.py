@@ -25,6 +25,8 @@ Result: ``{"people": float32 (P, 18, 3) x, y, score in original pixels (missing:
 Python 3.6 compatible.
 """
 
+from typing import ClassVar
+
 import numpy as np
 
 from .base import Decoder, register_decoder
@@ -132,6 +134,18 @@ def _bilinear(maps, channels, ys, xs):
 
 @register_decoder("openpose_paf")
 class OpenPosePAF(Decoder):
+    parameters: ClassVar[dict] = {
+        "stride": "number",
+        "upsample_ratio": "int",
+        "heatmap_threshold": "number",
+        "paf_min_score": "number",
+        "min_keypoints": "int",
+        "min_person_score": "number",
+        "nms_radius": "number",
+        "points_per_limb": "int",
+        "min_success_ratio": "number",
+    }
+
     def __init__(self, manifest, params=None):
         Decoder.__init__(self, manifest, params)
         p = self.params

@@ -111,3 +111,100 @@ def test_own_builders_match_the_reference_parameter_counts(catalog):
         model = getattr(importlib.import_module(module_name), function)()
         params_m = sum(p.numel() for p in model.parameters()) / 1e6
         assert params_m == pytest.approx(entry.reference["params_m"], rel=0.10), entry.name
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda d: d["models"][0]["preprocess"].update(colour="BGR"),
+            "entry 'alexnet', field 'preprocess.colour': unknown preprocessing key (did you mean 'color'?)",
+        ),
+        (
+            lambda d: d["preprocess_presets"]["imagenet"].update(men=[0, 0, 0]),
+            "entry 'alexnet', field 'preprocess_presets.imagenet.men': unknown preprocessing key "
+            "(did you mean 'mean'?)",
+        ),
+        (
+            lambda d: d["models"][0]["preprocess"].update(interpolation="lanczoz"),
+            "got 'lanczoz' (did you mean 'lanczos'?)",
+        ),
+        (
+            lambda d: d["models"][0].update(decoder={"name": "imagenet_topk", "sofmax": False}),
+            "entry 'alexnet', field 'decoder': unknown parameter 'sofmax' for decoder imagenet_topk "
+            "(did you mean 'softmax'?)",
+        ),
+        (
+            lambda d: d["models"][0].update(decoder={"name": "imagenet_topk", "softmax": "no"}),
+            "parameter 'softmax' must be true or false, not 'no'",
+        ),
+        (
+            lambda d: d["models"][0].update(decoder={"name": "yolo8"}),
+            "got 'yolo8' (did you mean 'yolov8'?)",
+        ),
+        (
+            lambda d: d["models"][0].update(decoder={"name": "yolov5", "strides": [8, 16, 32]}),
+            "decoder yolov5 needs parameter 'anchors'",
+        ),
+        (lambda d: d["models"][0].update(labels="from_model"), "only for onnx or url sources"),
+        (lambda d: d["models"][0].update(labels="coco8"), "did you mean 'coco80'?"),
+        (lambda d: d["models"][0].update(labels={"path": "x.txt"}), "must be {file: path}"),
+        (lambda d: d["models"][0].update(labels=[]), "an inline list needs at least one name"),
+    ],
+)
+def test_strict_catalog_names_the_key_and_the_closest_valid_one(tmp_path, mutate, message):
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(_write_catalog(tmp_path, mutate))
+    assert message in str(caught.value)
+
+
+def test_label_forms_lanczos_and_onnx_opset_default(tmp_path):
+    def mutate(data):
+        data["models"][0].update(labels=["cat", "dog"])
+        data["models"][1].update(labels={"file": "names.txt"})
+        data["models"][2]["preprocess"].update(interpolation="lanczos")
+        data["models"].append(
+            {
+                "name": "mine",
+                "task": "detection",
+                "source": {"onnx": "mine.onnx", "weights": "pretrained"},
+                "input": {"height": 640, "width": 640},
+                "preprocess": {"preset": "yolov5"},
+                "decoder": {"name": "yolov8", "score_threshold": 0.3},
+                "labels": "from_model",
+            }
+        )
+
+    catalog = load_catalog(_write_catalog(tmp_path, mutate))
+    assert catalog.get("alexnet").labels == ["cat", "dog"]
+    assert catalog.get("densenet121").labels == {"file": "names.txt"}
+    assert catalog.get("efficientnet_b0").preprocess["interpolation"] == "lanczos"
+    mine = catalog.get("mine")
+    assert mine.labels == "from_model" and mine.opset is None  # the file's own opset is kept
+    assert catalog.get("alexnet").opset == 13
+
+
+def test_labels_from_onnx_metadata_and_files(tmp_path):
+    from edgebench.labels import LabelsError, labels_from_metadata, read_labels_file
+
+    # Ultralytics writes a Python dict literal; paddle2onnx exports one name per line.
+    assert labels_from_metadata({"names": "{0: 'Normal', 1: 'Fall'}", "stride": "32"}) == (
+        "names",
+        ["Normal", "Fall"],
+    )
+    assert labels_from_metadata({"character": "text\ntitle\nfigure\n"}) == (
+        "character",
+        ["text", "title", "figure"],
+    )
+    assert labels_from_metadata({"labels": '["a", "b"]'})[1] == ["a", "b"]
+    assert labels_from_metadata({"classes": "cat, dog"})[1] == ["cat", "dog"]
+    with pytest.raises(LabelsError, match=r"metadata has none of names, .*\(its keys: author, stride\)"):
+        labels_from_metadata({"author": "x", "stride": "32"})
+    (tmp_path / "names.txt").write_text("cat\n\ndog\n")
+    (tmp_path / "names.json").write_text('{"0": "cat", "1": "dog"}')
+    (tmp_path / "names.yaml").write_text("- cat\n- dog\n")
+    for name in ("names.txt", "names.json", "names.yaml"):
+        assert read_labels_file(tmp_path / name) == ["cat", "dog"]
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(LabelsError, match="holds no names"):
+        read_labels_file(tmp_path / "empty.txt")
