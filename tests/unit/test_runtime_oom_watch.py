@@ -70,7 +70,8 @@ def test_a_plain_sigkill_has_no_evidence(capped_group):
     child.kill()
     child.wait()
     assert watch.evidence(child.pid) is None
-    assert watch.describe().startswith(f": memory cgroup {capped_group} oom_kill 0 -> 0; /proc/vmstat oom_kill ")
+    described = watch.describe()
+    assert described.startswith(f": memory cgroup {capped_group} oom_kill 0 -> 0; /proc/vmstat oom_kill ")
 
 
 def test_where_cgroups_are_hidden_the_kernel_counter_is_the_evidence(capped_group, monkeypatch):
