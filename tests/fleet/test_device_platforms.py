@@ -147,9 +147,11 @@ def test_the_pi_is_a_real_arm64_userland_where_become_is_root_and_power_stays_in
         assert pi.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip() == pi.boot_id != MACHINE_BOOT_ID
 
 
-def test_a_runtime_python_older_than_3_6_is_refused_before_the_device_is_touched(sim_fleet, tmp_path):
+def test_a_runtime_python_older_than_3_6_is_refused_before_the_device_is_touched(
+    sim_fleet, artifacts_dir, tmp_path
+):
     result = playbook(sim_fleet, "benchmark.yml", "-l", "nano-jp4", "-e",
-                      plan(tmp_path, tmp_path / "results", "too-old",
+                      plan(artifacts_dir, tmp_path / "results", "too-old",
                            edgebench_runtime_python=_interpreter("2.7.18")))
     assert result.returncode != 0
     flat = " ".join(result.stdout.split())
