@@ -172,8 +172,8 @@ def test_an_oom_kill_is_recorded_as_oom_where_the_device_hides_its_cgroups(sim_f
                        edgebench_providers=["cpu"])))
     big = summary(results / "hidden-oom", "xavier-jp5", "cpu", BIG)
     assert big["status"] == "oom", big
-    if "SIGKILL" in big["reason"]:  # the kill itself: the kernel's counter is the only evidence left
-        assert "/proc/vmstat oom_kill" in big["reason"], big["reason"]
+    # Killed by the kernel: with the cgroup files and kernel log hidden, its counter is the evidence.
+    assert "SIGKILL" in big["reason"] and "/proc/vmstat oom_kill" in big["reason"], big["reason"]
     assert summary(results / "hidden-oom", "xavier-jp5", "cpu")["status"] == "complete"
 
 
@@ -193,7 +193,9 @@ def test_a_failed_pycuda_build_skips_tensorrt_with_its_last_lines_and_keeps_the_
     notes = json.loads(nano.path("edgebench", "venv", "edgebench-provision.json").read_text())
     pycuda = notes["optional"]["pycuda"]
     assert pycuda["installed"] is False and "its build against" in pycuda["reason"], pycuda
-    assert "broken-cuda failed (rc 1)" in pycuda["reason"] and "error" in pycuda["reason"].lower()
+    assert "broken-cuda failed (rc 1)" in pycuda["reason"], pycuda["reason"]
+    # The compiler's own words: the toolkit has no headers (the build tools themselves installed).
+    assert "cuda.h" in pycuda["reason"], pycuda["reason"]
     run_dir = results / "broken-cuda"
     assert summary(run_dir, "nano-jp4", "cpu")["status"] == "complete"
     tensorrt = summary(run_dir, "nano-jp4", "tensorrt-fp32")
