@@ -147,9 +147,11 @@ def test_the_pi_is_a_real_arm64_userland_where_become_is_root_and_power_stays_in
         assert pi.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip() == pi.boot_id != MACHINE_BOOT_ID
 
 
-def test_a_runtime_python_older_than_3_6_is_refused_before_the_device_is_touched(sim_fleet, tmp_path):
+def test_a_runtime_python_older_than_3_6_is_refused_before_the_device_is_touched(
+    sim_fleet, artifacts_dir, tmp_path
+):
     result = playbook(sim_fleet, "benchmark.yml", "-l", "nano-jp4", "-e",
-                      plan(tmp_path, tmp_path / "results", "too-old",
+                      plan(artifacts_dir, tmp_path / "results", "too-old",
                            edgebench_runtime_python=_interpreter("2.7.18")))
     assert result.returncode != 0
     flat = " ".join(result.stdout.split())
@@ -170,8 +172,8 @@ def test_an_oom_kill_is_recorded_as_oom_where_the_device_hides_its_cgroups(sim_f
                        edgebench_providers=["cpu"])))
     big = summary(results / "hidden-oom", "xavier-jp5", "cpu", BIG)
     assert big["status"] == "oom", big
-    if "SIGKILL" in big["reason"]:  # the kill itself: the kernel's counter is the only evidence left
-        assert "/proc/vmstat oom_kill" in big["reason"], big["reason"]
+    # Killed by the kernel: with the cgroup files and kernel log hidden, its counter is the evidence.
+    assert "SIGKILL" in big["reason"] and "/proc/vmstat oom_kill" in big["reason"], big["reason"]
     assert summary(results / "hidden-oom", "xavier-jp5", "cpu")["status"] == "complete"
 
 
@@ -191,7 +193,9 @@ def test_a_failed_pycuda_build_skips_tensorrt_with_its_last_lines_and_keeps_the_
     notes = json.loads(nano.path("edgebench", "venv", "edgebench-provision.json").read_text())
     pycuda = notes["optional"]["pycuda"]
     assert pycuda["installed"] is False and "its build against" in pycuda["reason"], pycuda
-    assert "broken-cuda failed (rc 1)" in pycuda["reason"] and "error" in pycuda["reason"].lower()
+    assert "broken-cuda failed (rc 1)" in pycuda["reason"], pycuda["reason"]
+    # The compiler's own words: the toolkit has no headers (the build tools themselves installed).
+    assert "cuda.h" in pycuda["reason"], pycuda["reason"]
     run_dir = results / "broken-cuda"
     assert summary(run_dir, "nano-jp4", "cpu")["status"] == "complete"
     tensorrt = summary(run_dir, "nano-jp4", "tensorrt-fp32")
