@@ -102,18 +102,25 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    import json
-
+def _artifact_of(args: argparse.Namespace) -> Path:
+    """The artifact directory of ``args.model`` under ``args.artifacts`` (predict, accuracy)."""
     from edgebench.catalog import load_catalog
-    from edgebench.predict import PredictError, draw, find_artifact, predict, result_as_data, result_text
+    from edgebench.predict import find_artifact
 
     try:
         catalog = load_catalog(args.catalog)
     except Exception:
         catalog = None  # an artifact that exists needs no catalog
+    return find_artifact(args.model, Path(args.artifacts), catalog)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from edgebench.predict import PredictError, draw, predict, result_as_data, result_text
+
     try:
-        artifact = find_artifact(args.model, Path(args.artifacts), catalog)
+        artifact = _artifact_of(args)
         manifest, result, image, infer_ms = predict(artifact, Path(args.image))
         data = result_as_data(manifest, result)
         if args.out:
@@ -167,15 +174,10 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
     import json
 
     from edgebench.accuracy import AccuracyError, evaluate, load_labelled
-    from edgebench.catalog import load_catalog
-    from edgebench.predict import PredictError, find_artifact
+    from edgebench.predict import PredictError
 
     try:
-        catalog = load_catalog(args.catalog)
-    except Exception:
-        catalog = None  # an artifact that exists needs no catalog
-    try:
-        artifact = find_artifact(args.model, Path(args.artifacts), catalog)
+        artifact = _artifact_of(args)
         data = load_labelled(Path(args.dataset), Path(args.annotations) if args.annotations else None)
         report = evaluate(artifact, data, args.score_threshold)
     except (AccuracyError, PredictError) as exc:

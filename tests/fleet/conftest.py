@@ -13,6 +13,7 @@ where CI or EDGEBENCH_REQUIRE_SIMFLEET=1 is set: there a missing piece is a fail
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ REQUIRE_ENV = "EDGEBENCH_REQUIRE_SIMFLEET"
 # at once share 2 cores, and a module whose tests were split over two workers would otherwise run
 # its scenarios side by side. (xdist_group("simfleet") asks the same of pytest-xdist; this holds
 # even where that mark is ignored, as pytest 9 with pytest-xdist 3.8 does.)
+REPO = Path(__file__).resolve().parents[2]
 MACHINE_LOCK = Path(os.environ.get("EDGEBENCH_SIMFLEET_LOCK", "/tmp/edgebench-simfleet.lock"))
 
 
@@ -35,6 +37,15 @@ def _unavailable(reason: str) -> None:
     if os.environ.get(REQUIRE_ENV) == "1" or os.environ.get("CI"):
         pytest.fail(f"simulated fleet required here but unavailable: {reason}", pytrace=False)
     pytest.skip(f"simulated fleet unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def convert_models():
+    """The root conftest's `convert_shared(names)`: catalog models into the shared test artifacts."""
+    spec = importlib.util.spec_from_file_location("_edgebench_tests_root", REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.convert_shared
 
 
 @pytest.fixture(scope="module")

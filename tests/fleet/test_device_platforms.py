@@ -5,7 +5,6 @@ No Jetson here has CUDA: cpu must be measured, cuda and tensorrt skipped with th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -29,12 +28,6 @@ JETPACK5 = ("3.8.18",)
 def _interpreter(version: str) -> str:
     return f"{simfleet.pyenv_prefix(version)}/bin/python{'.'.join(version.split('.')[:2])}"
 
-
-def _convert_shared(names: list[str]) -> Path:
-    spec = importlib.util.spec_from_file_location("_edgebench_tests_root", REPO / "tests" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.convert_shared(names)
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +154,10 @@ def test_a_runtime_python_older_than_3_6_is_refused_before_the_device_is_touched
     assert "TASK [provision" not in result.stdout  # the device was never provisioned
 
 
-def test_an_oom_kill_is_recorded_as_oom_where_the_device_hides_its_cgroups(sim_fleet, tmp_path):
-    artifacts = _convert_shared([MODEL, BIG])
+def test_an_oom_kill_is_recorded_as_oom_where_the_device_hides_its_cgroups(
+    sim_fleet, convert_models, tmp_path
+):
+    artifacts = convert_models([MODEL, BIG])
     xavier = sim_fleet["xavier-jp5"]
     assert xavier.ssh("ls /sys/fs/cgroup | wc -l").stdout.strip() == "0"
     xavier.set_memory_limit(MEMORY_CAP_MB)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -40,12 +39,6 @@ COUNT = 150  # images per run: a few seconds per model on a busy 2-core machine
 DISK_COUNT = 250  # images per run in the disk-full scenario: the disk fills while the first model runs
 HOME_MB = 400  # rpi-c's "SD card": the runtime's venv and wheelhouse take about 280 MB
 
-
-def _convert_shared(names: list[str]) -> Path:
-    spec = importlib.util.spec_from_file_location("_edgebench_tests_root", REPO / "tests" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.convert_shared(names)
 
 
 @pytest.fixture(scope="module")
@@ -253,9 +246,9 @@ def assert_exact(run_dir: Path, count: int = COUNT, segments: int | None = None)
 
 
 @pytest.fixture(scope="module")
-def fleet(request, artifacts_dir, tmp_path_factory):
+def fleet(request, artifacts_dir, convert_models, tmp_path_factory):
     """The fleet, provisioned, plus what every scenario needs (the first scenario deploys)."""
-    _convert_shared([BIG])
+    convert_models([BIG])
     sim_fleet = request.getfixturevalue("sim_fleet")
     work = tmp_path_factory.mktemp("resilience")
     env = {
