@@ -30,6 +30,7 @@ __all__ = [
     "run_started",
     "schema_versions",
     "summary_rows",
+    "validity_of",
     "write_summary_csv",
 ]
 
@@ -130,7 +131,14 @@ def host_dirs(run_dir: Path) -> list[Path]:
 
 _SUMMARY_COLUMNS = ["host", "model", "provider", "mode", "status", "reason", "images", "pre_ms", "infer_ms",
                     "post_ms", "fps", "fps_e2e", "infer_p50_ms", "infer_p99_ms", "stability", "load_ms",
-                    "first_inference_ms"]  # fmt: skip
+                    "first_inference_ms", "validity", "validity_reasons"]  # fmt: skip
+
+
+def validity_of(summary: dict | None) -> str:
+    """``valid`` / ``invalid`` from summary.json's ``validity``; ``unknown`` for results written
+    before the runtime judged validity (or without a summary)."""
+    verdict = ((summary or {}).get("validity") or {}).get("verdict")
+    return verdict if verdict in ("valid", "invalid") else "unknown"
 
 
 def _mean(summary: dict, phase: str):
@@ -162,6 +170,8 @@ def summary_rows(run_dir: Path) -> list[dict]:
                 "stability": (summary.get("stability") or {}).get("verdict"),
                 "load_ms": summary.get("load_ms"),
                 "first_inference_ms": summary.get("first_inference_ms"),
+                "validity": validity_of(summary),
+                "validity_reasons": "; ".join((summary.get("validity") or {}).get("reasons") or []),
             })  # fmt: skip
     return rows
 

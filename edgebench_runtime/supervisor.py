@@ -31,7 +31,7 @@ import time
 from .bench import CHILD_EXIT, ImageSourceError, compose_summary, list_images
 from .cooldown import parse_policy
 from .manifest import ArtifactError, load_manifest, verify_artifact
-from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings
+from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings, validity
 from .telemetry import Sampler, summarize_telemetry
 
 __all__ = [
@@ -101,6 +101,8 @@ class Plan(object):
         fsync_interval=1.0,
         status_interval=1.0,
         log=None,
+        min_duration_s=None,
+        max_images=None,
     ):
         self.artifacts_dir = str(artifacts_dir)
         self.models = list(models)
@@ -126,6 +128,9 @@ class Plan(object):
         self.fsync_interval = fsync_interval
         self.status_interval = status_interval
         self.log = log or (lambda text: sys.stderr.write(text + "\n"))
+        # The validity minimums a run extends itself to (bench.py), and its cap.
+        self.min_duration_s = None if min_duration_s is None else float(min_duration_s)
+        self.max_images = None if max_images is None else int(max_images)
 
     def backend_options(self, provider):
         family = provider.split("-", 1)[0]
@@ -556,6 +561,7 @@ class Supervisor(object):
             "fsync_interval": plan.fsync_interval,
             "backend_options": plan.backend_options(provider),
             "segments_before": [],
+            "validity_rules": {"min_duration_s": plan.min_duration_s, "max_images": plan.max_images},
         }
         if manifest is not None:
             model_file = manifest.get("model_file", "model.onnx")
@@ -747,6 +753,7 @@ class Supervisor(object):
         telemetry["collector_errors"] = sampler.errors[:20] if sampler is not None else []
         summary["telemetry"] = telemetry
         summary["cooldown"] = cooldown or {"policy": plan.cooldown.describe(), "waited_s": 0.0}
+        summary["validity"] = validity(summary, job.get("validity_rules"))  # now with throttling
         try:
             atomic_write_json(summary_path, summary)
         except (IOError, OSError) as exc:

@@ -24,6 +24,7 @@ from edgebench.results import (
     read_env,
     read_status,
     run_records,
+    validity_of,
 )
 
 __all__ = [
@@ -144,6 +145,18 @@ def _record_row(run_id: str, host: str, dtype: str, env: dict | None, record) ->
     row["steady_infer_p50"] = steady_infer.get("p50") if steady_infer else infer.get("p50")
     row["steady_infer_std"] = steady_infer.get("std") if steady_infer else infer.get("std")
     row["steady_infer_n"] = steady_infer.get("n") if steady_infer else infer.get("n")
+    validity = summary.get("validity") or {}
+    spread = summary.get("dispersion") or {}
+    row.update(
+        {
+            "validity": validity_of(summary),
+            "validity_reasons": "; ".join(validity.get("reasons") or []),
+            "robust_dispersion": spread.get("robust"),
+            "infer_ms_p90_es": infer.get("p90_early_stopping"),
+            "p99_reason": infer.get("p99_reason") or "",
+            "measured_s": summary.get("measured_s"),
+        }
+    )
     throttling = summary.get("throttling") or {}
     energy = summary.get("energy") or {}
     telemetry = summary.get("telemetry") or {}
@@ -245,6 +258,7 @@ def unit_table(runs: pd.DataFrame) -> pd.DataFrame:
         "infer_ms_p99",
         "infer_ms_std",
         "stability",
+        "validity",
         "status",
     ]
     return _complete(runs)[cols].sort_values(["device_type", "provider", "mode", "model", "host"])
@@ -252,7 +266,8 @@ def unit_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """The thesis's Tables 4.1–4.21, per device type × provider × mode: model, average pre /
-    inference / post ms, FPS, p50/p90/p99, std, stability, status. Several units of one device
+    inference / post ms, FPS, p50/p90/p99, std, stability, validity ("valid" when every unit's
+    result is, "invalid" when none is, else "k/n valid"), status. Several units of one device
     type are averaged (mean of the units' means) with the unit-to-unit spread beside: ``units``,
     ``infer_spread_pct`` ((max − min) / mean of the units' mean inference times) and the units' FPS
     range. ``fastest`` marks the model with the highest FPS (bold in Markdown and HTML)."""
@@ -273,6 +288,7 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
             )
             verdicts = sorted(set(done["stability"].dropna()))
             checks = sorted(set(done["correctness"].dropna()))
+            valid = int((done["validity"] == "valid").sum())
             out_rows.append(
                 {
                     "model": model,
@@ -286,7 +302,11 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
                     "std_ms": done["infer_ms_std"].mean(),
                     "stability": "/".join(verdicts) if verdicts else "unknown",
                     "correctness": "/".join(checks) if checks else None,
+                    "validity": "valid"
+                    if valid == len(done)
+                    else ("invalid" if valid == 0 else f"{valid}/{len(done)} valid"),
                     "units": int(done["host"].nunique()),
+                    "unit_hosts": ", ".join(sorted(done["host"].unique())),
                     "infer_spread_pct": spread,
                     "fps_min": done["fps"].min() if len(done) > 1 else None,
                     "fps_max": done["fps"].max() if len(done) > 1 else None,

@@ -74,6 +74,8 @@ def _run(artifacts, output, models, providers="cpu", modes="warm", env=None, ext
             modes,
             "--count",
             "4",
+            "--max-images",  # exact row counts: no extension to the validity minimums
+            "4",
             "--warmup",
             "2",
             "--threads",
