@@ -287,6 +287,7 @@ def rescale_result(
     path.write_text("\n".join(out) + "\n")
     summary = json.loads((result_dir / "summary.json").read_text())
     summary.update(summarize_rows(read_timings(str(path)), cold=summary.get("mode") == "cold"))
+    summary["validity"] = validity(summary)
     for key in ("started", "finished"):
         if summary.get(key):
             moved = datetime.fromisoformat(summary[key]).timestamp() + shift_hours * 3600

@@ -137,7 +137,8 @@ def _record_row(run_id: str, host: str, dtype: str, env: dict | None, record) ->
     for phase in PHASE_NAMES:
         stats = phases.get(phase) or {}
         for stat in STATS:
-            row[f"{phase}_{stat}"] = stats.get(stat)
+            value = stats.get(stat)  # p99 is null below 662 images: NaN keeps the column numeric
+            row[f"{phase}_{stat}"] = math.nan if value is None else value
     row["infer_ms_n"] = (phases.get("infer_ms") or {}).get("n")
     steady_infer = steady.get("infer_ms") or {}
     infer = phases.get("infer_ms") or {}

@@ -90,7 +90,11 @@ def test_runs_table_carries_every_summary_statistic(fleet):
     row = runs.loc[("pi-b", "slow", "cpu", "warm")]
     for phase in ("pre_ms", "infer_ms", "post_ms", "total_ms", "e2e_ms"):
         for stat in ("mean", "std", "p50", "p90", "p99", "min", "max"):
-            assert row[f"{phase}_{stat}"] == pytest.approx(summary["phases"][phase][stat])
+            expected = summary["phases"][phase][stat]
+            if expected is None:  # p99 from fewer than 662 images is null (issue 11): NaN here
+                assert pd.isna(row[f"{phase}_{stat}"])
+                continue
+            assert row[f"{phase}_{stat}"] == pytest.approx(expected)
     assert row["fps"] == pytest.approx(summary["fps"])
     assert row["device_type"] == PI4
     assert row["fp_onnxruntime"] == "1.17.1"

@@ -99,8 +99,14 @@ def test_a_run_meeting_every_rule_is_valid():
         ({"measured_s": 2.5}, "measured for 2.50 s, under the minimum 3.00 s"),
         ({"dispersion": {"robust": 0.12, "cov": 0.12}}, "varies by 12.0 % of its median"),
         ({"throttling": {"seen": True, "evidence": ["3 x86 thermal throttle events"]}}, "3 x86 thermal"),
-        ({"correctness": {"status": "failed", "passed": False, "reason": "x: max abs"}}, "correctness failed: x"),
-        ({"correctness": {"status": "not checked", "passed": None, "reason": "no ref"}}, "not checked: no ref"),
+        (
+            {"correctness": {"status": "failed", "passed": False, "reason": "x: max abs"}},
+            "correctness failed: x",
+        ),
+        (
+            {"correctness": {"status": "not checked", "passed": None, "reason": "no ref"}},
+            "not checked: no ref",
+        ),
         ({"status": "timeout", "reason": "timed out"}, "the run is timeout: timed out"),
     ],
 )
