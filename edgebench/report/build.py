@@ -66,8 +66,12 @@ _CHANGE_COLUMNS = [
     "previous_ms",
     "median_ms",
     "change_pct",
+    "ci_low_pct",
+    "ci_high_pct",
     "threshold_pct",
     "flag",
+    "comparable",
+    "differences",
     "likely_cause",
 ]
 _FLEET_COLUMNS = [
@@ -320,12 +324,18 @@ def build_report(
             changes = changes.sort_values(
                 ["flag", "change_pct"],
                 ascending=[False, False],
-                key=lambda s: s if s.name != "flag" else s.map({"regression": 2, "improvement": 1, "": 0}),
+                key=lambda s: (
+                    s
+                    if s.name != "flag"
+                    else s.map({"regression": 3, "improvement": 2, "not comparable": 1, "": 0})
+                ),
             )
-            flagged = int((changes["flag"] != "").sum())
+            flagged = int(changes["flag"].isin(["regression", "improvement"]).sum())
             changes_note = (
                 f"{len(changes)} results compared with their previous compatible run; {flagged} "
-                "flagged (threshold: max(5 %, 3 × run-to-run noise))."
+                "flagged (a change is called when the 95 % bootstrap interval of the median ratio lies "
+                "outside the no-change band ±max(5 %, 3 × run-to-run noise); a pair with an invalid "
+                "side is not comparable)."
             )
     elif history:
         changes_note = "Shown for a single run only; use edgebench history or edgebench compare."

@@ -156,6 +156,9 @@ def _record_row(run_id: str, host: str, dtype: str, env: dict | None, record) ->
             "infer_ms_p90_es": infer.get("p90_early_stopping"),
             "p99_reason": infer.get("p99_reason") or "",
             "measured_s": summary.get("measured_s"),
+            "cooldown_policy": (summary.get("cooldown") or {}).get("policy"),
+            "threads": ((summary.get("settings") or {}).get("backend_options") or {}).get("threads"),
+            "cpu_mhz_min": (summary.get("telemetry") or {}).get("cpu_mhz_min"),
         }
     )
     throttling = summary.get("throttling") or {}
