@@ -21,6 +21,7 @@ from edgebench.results import (
     device_type,
     fingerprint,
     fingerprint_diff,
+    read_device_label,
     read_env,
     read_status,
     run_records,
@@ -216,12 +217,14 @@ def load_results(run_dirs, timings: bool = False) -> ResultSet:
         for host_dir in host_paths:
             env = read_env(host_dir)
             status = read_status(host_dir) or {}
-            dtype = device_type(env) if env else device_type({"hostname": host_dir.name})
+            label = read_device_label(host_dir)
+            dtype = device_type(env, label) if env or label else device_type({"hostname": host_dir.name})
             records = run_records(host_dir)
             host_row = {
                 "run_id": run_id,
                 "host": host_dir.name,
                 "device_type": dtype,
+                "device_label": label,
                 "env_missing": env is None,
                 "cpu_model": (env or {}).get("cpu_model"),
                 "arch": (env or {}).get("arch"),
@@ -272,10 +275,13 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
     """The thesis's Tables 4.1–4.21, per device type × provider × mode: model, average pre /
     inference / post ms, FPS, p50/p90/p99, std, stability, validity ("valid" when every unit's
     result is, "invalid" when none is, else "k/n valid"), status. Several units of one device
-    type are averaged (mean of the units' means) with the unit-to-unit spread beside: ``units``,
+    type are averaged (mean of the units' means) only when their fingerprints agree (units that
+    differ form their own table, named after the difference) with the averaged units listed in
+    ``unit_hosts`` and the unit-to-unit spread beside: ``units``,
     ``infer_spread_pct`` ((max − min) / mean of the units' mean inference times) and the units' FPS
     range. ``fastest`` marks the model with the highest FPS (bold in Markdown and HTML)."""
     tables = {}
+    runs = runs.assign(device_type=_fingerprint_variants(runs))
     for (dtype, provider, mode), group in runs.groupby(["device_type", "provider", "mode"], sort=True):
         out_rows = []
         for model, frame in group.groupby("model", sort=False):
@@ -323,6 +329,37 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
             table.loc[table["fps"].idxmax(), "fastest"] = True
         tables[(dtype, provider, mode)] = table
     return tables
+
+
+def _fingerprint_variants(runs: pd.DataFrame) -> pd.Series:
+    """Each result's device type, split where units of one type differ in what moves timings
+    (``_CAUSE_FIELDS``: library versions, power mode, governor, kernel, ...): the units that share
+    the most common fingerprint keep the type's name, the others get it with the difference named,
+    "Raspberry Pi 4 Model B [onnxruntime 1.18.0]", so that only units that agree are averaged."""
+    columns = [f"fp_{name}" for name in _CAUSE_FIELDS if f"fp_{name}" in runs]
+    if runs.empty or not columns:
+        return runs["device_type"] if "device_type" in runs else pd.Series(dtype=object)
+    signature = runs[columns].astype(object).where(runs[columns].notna(), None).apply(tuple, axis=1)
+    out = runs["device_type"].copy()
+    for dtype, index in runs.groupby("device_type").groups.items():
+        per_host = dict(zip(runs.loc[index, "host"], signature.loc[index], strict=True))
+        counts: dict[tuple, int] = {}
+        for value in per_host.values():
+            counts[value] = counts.get(value, 0) + 1
+        if len(counts) < 2:
+            continue
+        common = sorted(counts, key=lambda value: (-counts[value], str(value)))[0]
+        for position in index:
+            own = signature.loc[position]
+            if own == common:
+                continue
+            named = [
+                f"{column[3:]} {value or 'unknown'}"
+                for column, value, usual in zip(columns, own, common, strict=True)
+                if value != usual
+            ]
+            out.loc[position] = f"{dtype} [{', '.join(named)}]"
+    return out
 
 
 def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
