@@ -436,6 +436,20 @@ def _clear(result_dir):
             os.unlink(os.path.join(result_dir, name))
 
 
+def _set_aside(result_dir):
+    """Rename an interrupted run's files to ``interrupted-<n>.<name>`` (nothing measured is deleted;
+    the prefix keeps them out of what readers of ``timings.csv`` / ``telemetry*.csv`` pick up);
+    returns the new timings file's name."""
+    number = 1
+    while os.path.exists(os.path.join(result_dir, "interrupted-%d.timings.csv" % number)):
+        number += 1
+    for name in sorted(os.listdir(result_dir)):
+        if name in ("timings.csv", "summary.json") or name.startswith("telemetry"):
+            target = os.path.join(result_dir, "interrupted-%d.%s" % (number, name))
+            os.rename(os.path.join(result_dir, name), target)
+    return "interrupted-%d.timings.csv" % number
+
+
 def _preexec(memory_limit_mb):
     def apply():
         if memory_limit_mb:
@@ -638,6 +652,15 @@ class Supervisor(object):
         if existing and existing.get("status") == "complete" and rows >= plan.count:
             self.log("%s: already complete (%d images)" % (label, rows))
             return "complete"
+        if rows and rows < plan.count and job["mode"] == "cold":
+            # A resumed process would hold a second first inference: cold runs restart from scratch.
+            kept = _set_aside(result_dir)
+            self.log(
+                "%s: the cold run stopped after %d of %d images restarts from scratch (a resumed "
+                "process would hold a second first inference); its rows are kept as %s"
+                % (label, rows, plan.count, kept)
+            )
+            rows, existing = 0, None
         job["segments_before"] = list((existing or {}).get("segments") or [])
         if rows >= plan.count:
             summary = compose_summary(job, "complete")

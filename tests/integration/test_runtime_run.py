@@ -503,3 +503,33 @@ def test_summarize_matches_summary(runtime_artifacts, tmp_path):
     after = json.loads((directory / "summary.json").read_text())
     assert after["phases"] == before["phases"]
     assert list(TIMINGS_COLUMNS)[:2] == ["schema_version", "index"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_cold_run_restarts_from_scratch_and_keeps_its_rows(runtime_artifacts, tmp_path):
+    # Issue 11: a resumed cold process would hold a second first inference; the cold unit starts
+    # over (one process, one first inference) and the interrupted rows are kept aside.
+    out = tmp_path / "out"
+    args = ("--models", "shufflenet_v2_x0_5", "--modes", "cold,warm", "--count", "4", "--warmup", "1")
+    assert run(runtime_artifacts, out, *args).returncode == 0
+    for job in ("cpu-cold", "cpu-warm"):  # interrupt both after 2 of 4 images
+        directory = out / "shufflenet_v2_x0_5" / job
+        lines = (directory / "timings.csv").read_text().splitlines(keepends=True)
+        (directory / "timings.csv").write_text("".join(lines[:3]))
+        data = json.loads((directory / "summary.json").read_text())
+        data["status"] = "partial"
+        (directory / "summary.json").write_text(json.dumps(data))
+    proc = run(runtime_artifacts, out, *args)
+    assert proc.returncode == 0, proc.stderr
+    cold = out / "shufflenet_v2_x0_5" / "cpu-cold"
+    assert "restarts from scratch" in proc.stderr
+    rows = assert_rows_exact(cold, 4)
+    assert set(rows["segment"].tolist()) == {0}  # one process
+    data = summary(out, "shufflenet_v2_x0_5", "cpu-cold")
+    assert len(data["segments"]) == 1 and data["first_inference_ms"] == pytest.approx(rows["infer_ms"][0])
+    kept = read_timings(str(cold / "interrupted-1.timings.csv"))
+    assert kept["index"].tolist() == [0, 1]
+    assert (cold / "interrupted-1.summary.json").exists()
+    # A warm run resumes where it stopped, as before.
+    warm = assert_rows_exact(out / "shufflenet_v2_x0_5" / "cpu-warm", 4)
+    assert sorted(set(warm["segment"].tolist())) == [0, 1]
