@@ -28,10 +28,14 @@ import traceback
 from . import __version__
 from .imaging import ImageDecodeError, decode_image
 from .results import (
+    BREAKDOWN_STAGES,
     SCHEMA_VERSION,
     VALIDITY_RULES,
+    BreakdownWriter,
     TimingsWriter,
     atomic_write_json,
+    phase_stats,
+    read_breakdown,
     read_json,
     read_timings,
     summarize_rows,
@@ -129,10 +133,12 @@ def measure(
     decode=decode_image,
     on_row=None,
     unreadable=None,
+    breakdown=None,
 ):
     """Measure images ``start_index .. count-1``; the image of position ``seq`` is
     ``images[seq % len(images)]``. Unreadable images are skipped (not counted as measured) and
-    their names added to ``unreadable``. Returns the next ``seq``."""
+    their names added to ``unreadable``. ``breakdown`` (a BreakdownWriter) receives the backend's
+    ``last_breakdown`` of every image where it has one. Returns the next ``seq``."""
     n = len(images)
     names = [_csv_safe(os.path.basename(path)) for path in images]
     pre = pipeline.preprocess
@@ -182,6 +188,8 @@ def measure(
             now(),
             _csv_safe(brief(result)),
         )
+        if breakdown is not None and backend.last_breakdown is not None:
+            breakdown.stages(index, backend.last_breakdown, now())
         index += 1
         seq += 1
         if on_row is not None:
@@ -278,6 +286,14 @@ def compose_summary(job, status, reason=None, error=None, segment=None, extra=No
         "runtime_version": __version__,
     }
     summary.update(summarize_rows(rows, cold=job["mode"] == "cold"))
+    stages = read_breakdown(os.path.join(job["result_dir"], "gpu_timings.csv"))
+    if stages is not None and stages["index"].size:
+        for name in BREAKDOWN_STAGES:
+            summary["phases"][name] = phase_stats(stages[name])
+        summary["gpu_breakdown"] = {
+            "source": "CUDA events on the inference stream",
+            "n": int(stages["index"].size),
+        }
     if extra:
         summary.update(extra)
     summary["validity"] = validity(summary, _rules(job))
@@ -371,7 +387,7 @@ def run_child(job_path):
         "unreadable_files": [],
     }
     summary_path = os.path.join(job["result_dir"], "summary.json")
-    backend = writer = None
+    backend = writer = breakdown = None
     unreadable = set()
     status, reason, error, code = "complete", None, None, CHILD_EXIT["complete"]
     try:
@@ -402,6 +418,10 @@ def run_child(job_path):
             segment["first_inference_ms"] = first
             segment["warmup_infer_ms_mean"] = mean
         writer = TimingsWriter(os.path.join(job["result_dir"], "timings.csv"), job.get("fsync_interval", 1.0))
+        if backend.measures_breakdown:  # TensorRT with CUDA events: trtexec's breakdown
+            breakdown = BreakdownWriter(
+                os.path.join(job["result_dir"], "gpu_timings.csv"), job.get("fsync_interval", 1.0)
+            )
         segment["measure_started_unix"] = time.time()
         seq = measure(
             backend,
@@ -413,6 +433,7 @@ def run_child(job_path):
             job["seq_start"],
             job["segment"],
             unreadable=unreadable,
+            breakdown=breakdown,
         )
         # The run extends itself (cycling the image set) to the validity minimums, up to the cap.
         rules = _rules(job)
@@ -445,6 +466,9 @@ def run_child(job_path):
         segment["measure_ended_unix"] = time.time()
         writer.close()
         writer = None
+        if breakdown is not None:
+            breakdown.close()
+            breakdown = None
         if job["mode"] == "cold":
             segment["correctness"] = _check_correctness(backend, pipeline, job)
     except BaseException as exc:  # classify everything, including MemoryError and KeyboardInterrupt
@@ -464,9 +488,10 @@ def run_child(job_path):
             status, reason = "failed", "%s: %s" % (type(exc).__name__, exc)
         error = "".join(traceback.format_exception(type(exc), exc, sys.exc_info()[2])[-6:])[-2000:]
         segment["measure_ended_unix"] = time.time()
-        if writer is not None:
-            with contextlib.suppress(IOError, OSError):
-                writer.close()
+        for handle in (writer, breakdown):
+            if handle is not None:
+                with contextlib.suppress(IOError, OSError):
+                    handle.close()
     finally:
         if backend is not None:
             backend.close()

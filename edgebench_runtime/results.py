@@ -25,12 +25,14 @@ import time
 import numpy as np
 
 __all__ = [
+    "BREAKDOWN_STAGES",
     "PHASES",
     "SCHEMA_VERSION",
     "STABILITY_THRESHOLDS",
     "STATUSES",
     "TIMINGS_COLUMNS",
     "VALIDITY_RULES",
+    "BreakdownWriter",
     "TimingsWriter",
     "atomic_write_json",
     "dispersion",
@@ -39,6 +41,7 @@ __all__ = [
     "early_stopping_overlatency",
     "nearest_rank",
     "phase_stats",
+    "read_breakdown",
     "read_json",
     "read_timings",
     "repair_timings",
@@ -72,6 +75,12 @@ TIMINGS_COLUMNS = (
     "result",
 )
 TIMINGS_HEADER = ",".join(TIMINGS_COLUMNS) + "\n"
+
+#: gpu_timings.csv: trtexec's per-image breakdown where the backend times it (TensorRT, CUDA
+#: events), one row per measured image beside timings.csv's row of the same ``index``.
+BREAKDOWN_STAGES = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
+BREAKDOWN_COLUMNS = ("schema_version", "index", *BREAKDOWN_STAGES)
+BREAKDOWN_HEADER = ",".join(BREAKDOWN_COLUMNS) + "\n"
 
 #: Coefficient of variation (std/mean) of infer_ms. pyperf warns when the standard deviation is
 #: above 10 % of the mean; trtexec reports the coefficient of variance of GPU compute time and
@@ -184,6 +193,46 @@ class TimingsWriter(object):
             finally:
                 os.close(self.fd)
                 self.fd = None
+
+
+class BreakdownWriter(TimingsWriter):
+    """Appends one row per image to gpu_timings.csv (same durability as timings.csv)."""
+
+    def __init__(self, path, fsync_interval=1.0):
+        self.path = path
+        self.fsync_interval = fsync_interval
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._last_sync = time.time()
+        if new:
+            self._write(BREAKDOWN_HEADER.encode("ascii"))
+
+    def stages(self, index, stages, when):
+        self._write(("%d,%d,%.4f,%.4f,%.4f\n" % ((SCHEMA_VERSION, index, *tuple(stages)))).encode("ascii"))
+        if when - self._last_sync >= self.fsync_interval:
+            os.fsync(self.fd)
+            self._last_sync = when
+
+
+def read_breakdown(path):
+    """gpu_timings.csv as ``{index, h2d_ms, gpu_compute_ms, d2h_ms}`` arrays (None when absent);
+    rows of an index measured twice (a resumed segment) keep the last."""
+    if not os.path.exists(path):
+        return None
+    rows = {}
+    with open(path) as handle:
+        if handle.readline() != BREAKDOWN_HEADER:
+            return None
+        for line in handle:
+            parts = line.rstrip("\n").split(",")
+            if not line.endswith("\n") or len(parts) != len(BREAKDOWN_COLUMNS):
+                continue
+            rows[int(parts[1])] = [float(value) for value in parts[2:]]
+    order = sorted(rows)
+    out = {"index": np.array(order, dtype=np.int64)}
+    for position, name in enumerate(BREAKDOWN_STAGES):
+        out[name] = np.array([rows[i][position] for i in order], dtype=np.float64)
+    return out
 
 
 def repair_timings(path):

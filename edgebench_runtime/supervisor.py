@@ -430,9 +430,12 @@ def _settings(plan, provider, manifest_sha):
     }
 
 
+_RESULT_FILES = ("timings.csv", "gpu_timings.csv", "summary.json")
+
+
 def _clear(result_dir):
     for name in os.listdir(result_dir):
-        if name in ("timings.csv", "summary.json", "job.json", "child.log") or name.startswith("telemetry"):
+        if name in (*_RESULT_FILES, "job.json", "child.log") or name.startswith("telemetry"):
             os.unlink(os.path.join(result_dir, name))
 
 
@@ -444,7 +447,7 @@ def _set_aside(result_dir):
     while os.path.exists(os.path.join(result_dir, "interrupted-%d.timings.csv" % number)):
         number += 1
     for name in sorted(os.listdir(result_dir)):
-        if name in ("timings.csv", "summary.json") or name.startswith("telemetry"):
+        if name in _RESULT_FILES or name.startswith("telemetry"):
             target = os.path.join(result_dir, "interrupted-%d.%s" % (number, name))
             os.rename(os.path.join(result_dir, name), target)
     return "interrupted-%d.timings.csv" % number

@@ -47,6 +47,8 @@ __all__ = [
 RESULT_KEY = ("run_id", "device_type", "host", "model", "provider", "mode")
 
 PHASE_NAMES = ("decode_ms", "pre_ms", "infer_ms", "post_ms", "total_ms", "e2e_ms")
+#: trtexec's breakdown of infer_ms where the runtime timed it (TensorRT, CUDA events)
+GPU_PHASES = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
 STATS = ("mean", "std", "min", "max", "p50", "p90", "p99")
 NOT_COMPLETE = ("partial", "failed", "oom", "timeout", "skipped", "missing")
 
@@ -135,7 +137,7 @@ def _record_row(run_id: str, host: str, dtype: str, env: dict | None, record) ->
         "images_measured": images.get("measured"),
         "rows": record.rows,
     }
-    for phase in PHASE_NAMES:
+    for phase in (*PHASE_NAMES, *GPU_PHASES):
         stats = phases.get(phase) or {}
         for stat in STATS:
             value = stats.get(stat)  # p99 is null below 662 images: NaN keeps the column numeric
@@ -304,6 +306,7 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
                     "model": model,
                     "pre_ms": done["pre_ms_mean"].mean(),
                     "infer_ms": infer_means.mean(),
+                    **{phase: done[f"{phase}_mean"].astype(float).mean() for phase in GPU_PHASES},
                     "post_ms": done["post_ms_mean"].mean(),
                     "fps": done["fps"].mean(),
                     "p50_ms": done["infer_ms_p50"].mean(),
