@@ -80,6 +80,8 @@ def results(tmp_path_factory, artifacts_dir):
             "warm,cold",
             "--count",
             "20",
+            "--max-images",  # exact counts below: no extension to the validity minimums
+            "20",
             "--warmup",
             "2",
             "--output",
@@ -146,7 +148,11 @@ def test_device_tables_match_the_summaries(results, report):
         assert own.loc[model, "infer_ms"] == pytest.approx(summary["phases"]["infer_ms"]["mean"])
         assert own.loc[model, "pre_ms"] == pytest.approx(summary["phases"]["pre_ms"]["mean"])
         assert own.loc[model, "fps"] == pytest.approx(summary["fps"])
-        assert own.loc[model, "p99_ms"] == pytest.approx(summary["phases"]["infer_ms"]["p99"])
+        p99 = summary["phases"]["infer_ms"]["p99"]
+        if p99 is None:  # below 662 images (issue 11): no p99, and the column holds nothing
+            assert "p99_ms" not in own or pd.isna(own.loc[model, "p99_ms"])
+        else:
+            assert own.loc[model, "p99_ms"] == pytest.approx(p99)
     assert own["fastest"].sum() == 1
     assert own.loc[own["fps"].idxmax(), "fastest"]
     pi = pd.read_csv(report / "tables" / f"device-{PI4.replace(' ', '_')}-cpu-warm.csv").set_index("model")

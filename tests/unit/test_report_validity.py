@@ -75,3 +75,19 @@ def test_results_before_the_verdict_read_as_unknown(tmp_path):
     path.write_text(json.dumps(summary))
     runs = load_results(root).runs.set_index("model")
     assert runs.loc["long", "validity"] == "unknown"
+
+
+def test_edgebench_run_closes_with_the_verdicts(tmp_path, monkeypatch, capsys):
+    from edgebench import cli, fleet
+
+    root = _fleet(tmp_path)
+
+    def fake_run_benchmark(**kwargs):
+        return fleet.FleetRun(0, "successful", "run1", {"pi-a": fleet.HostProgress("pi-a")}, root)
+
+    monkeypatch.setattr(fleet, "run_benchmark", fake_run_benchmark)
+    assert cli.main(["run"]) == 0
+    out = capsys.readouterr().out
+    header, _rule, row = out.splitlines()[:3]
+    assert "valid" in header.split() and "1/3" in row.split()
+    assert "invalid: pi-a short cpu-warm: 30 measured images, under the 64" in out
