@@ -314,10 +314,20 @@ def nearest_rank(sorted_values, fraction):
     return float(sorted_values[min(max(rank, 1), n) - 1])
 
 
+_OVERLATENCY = {}
+
+
 def early_stopping_overlatency(n, percentile=0.9, confidence=0.99):
     """LoadGen's early stopping: the largest number ``t`` of samples allowed above the estimate,
     i.e. the largest ``t`` with P(Binomial(n, 1 - percentile) <= t) <= 1 - confidence; 0 when
     none (too few samples). The estimate is then the t-th largest sample."""
+    key = (int(n), percentile, confidence)
+    if key not in _OVERLATENCY:  # every phase of a result shares its n
+        _OVERLATENCY[key] = _overlatency(int(n), percentile, confidence)
+    return _OVERLATENCY[key]
+
+
+def _overlatency(n, percentile, confidence):
     q = 1.0 - percentile
     allowed = 1.0 - confidence
     cumulative = 0.0

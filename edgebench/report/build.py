@@ -48,6 +48,7 @@ _DEVICE_COLUMNS = [
     "fps",
     "p50_ms",
     "p90_ms",
+    "p90_es_ms",
     "p99_ms",
     "std_ms",
     "stability",

@@ -311,6 +311,7 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
                     "fps": done["fps"].mean(),
                     "p50_ms": done["infer_ms_p50"].mean(),
                     "p90_ms": done["infer_ms_p90"].mean(),
+                    "p90_es_ms": done["infer_ms_p90_es"].astype(float).mean(),
                     "p99_ms": done["infer_ms_p99"].mean(),
                     "std_ms": done["infer_ms_std"].mean(),
                     "stability": "/".join(verdicts) if verdicts else "unknown",
