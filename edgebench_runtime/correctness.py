@@ -11,11 +11,12 @@ timed loop, ``check`` feeds every stored input through the provider's backend an
   outputs and to the provider's outputs, compared by what the result holds: classification top-1
   (a swap within ``top1_tie`` of probability counts as agreement), detection boxes (same class and
   IoU >= ``iou``, or every corner within ``box_px`` original pixels - zero-area boxes, which
-  random-init detectors emit by the hundred, have no IoU; the fraction of matched boxes >=
-  ``box_agreement``), pose keypoints (within ``keypoint_px`` original-image pixels; fraction >=
-  ``keypoint_agreement``), segmentation masks (pixel agreement >= ``mask_agreement``). A decoder
-  that is missing here or returns nothing (``raw``) leaves the raw comparison alone, and the
-  verdict says so.
+  random-init detectors emit by the hundred, have no IoU; 1 - the fraction of boxes left
+  unmatched that no score tie explains >= ``box_agreement``: within ``score_tie``, NMS order, tied
+  class scores and the max_detections cut pick among equals arbitrarily), pose keypoints (within
+  ``keypoint_px`` original-image pixels; fraction >= ``keypoint_agreement``), segmentation masks
+  (pixel agreement >= ``mask_agreement``). A decoder that is missing here or returns nothing
+  (``raw``) leaves the raw comparison alone, and the verdict says so.
 
 Identity: any decoder's result compared with itself agrees 1.0 (degenerate, duplicate and tied
 boxes, NaN coordinates, empty results): matching is greedy by similarity with ties broken by
