@@ -232,10 +232,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         table = [
             [r["host"], r["model"], f"{r['provider']}-{r['mode']}", r["status"], r["images"],
              f"{r['infer_ms']:.2f}" if r["infer_ms"] is not None else "-",
-             f"{r['fps']:.1f}" if r["fps"] is not None else "-", (r["reason"] or "")[:60]]
+             f"{r['fps']:.1f}" if r["fps"] is not None else "-", r["validity"],
+             (r["reason"] or r["validity_reasons"] or "")[:80]]
             for r in summary_rows(run_dir)
         ]  # fmt: skip
-        print(_table(["host", "model", "run", "status", "images", "infer_ms", "fps", "reason"], table))
+        print(
+            _table(
+                ["host", "model", "run", "status", "images", "infer_ms", "fps", "validity", "reason"], table
+            )
+        )
     print(f"report: {path}")
     return EXIT_OK
 
@@ -309,8 +314,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from edgebench.results import summary_rows
 
         by_host: dict[str, list[str]] = {}
+        valid: dict[str, list[str]] = {}
         for row in summary_rows(result.results_dir):
             by_host.setdefault(row["host"], []).append(row["status"])
+            valid.setdefault(row["host"], []).append(row["validity"])
         for name, host in sorted(result.hosts.items()):
             statuses = by_host.get(name, [])
             verdict = (
@@ -324,13 +331,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     else "no results"
                 )
             )
-            rows.append([name, verdict, len(statuses), ", ".join(sorted(set(statuses)))])
+            verdicts = valid.get(name, [])
+            rows.append(
+                [
+                    name,
+                    verdict,
+                    len(statuses),
+                    f"{verdicts.count('valid')}/{len(verdicts)}" if verdicts else "-",
+                    ", ".join(sorted(set(statuses))),
+                ]
+            )
     else:
-        rows = [[name, host.state, 0, ""] for name, host in sorted(result.hosts.items())]
-    print(_table(["host", "result", "runs", "statuses"], rows))
+        rows = [[name, host.state, 0, "-", ""] for name, host in sorted(result.hosts.items())]
+    print(_table(["host", "result", "runs", "valid", "statuses"], rows))
     for name, host in sorted(result.hosts.items()):
         if host.failure:
             print(f"{name} [{host.state}] {host.failure}", file=sys.stderr)
+    invalid = []
+    if result.results_dir is not None and result.results_dir.is_dir():
+        from edgebench.results import summary_rows
+
+        invalid = [r for r in summary_rows(result.results_dir) if r["validity"] == "invalid"]
+    for r in invalid[:20]:
+        print(f"invalid: {r['host']} {r['model']} {r['provider']}-{r['mode']}: {r['validity_reasons']}")
+    if len(invalid) > 20:
+        print(f"... and {len(invalid) - 20} more invalid results (edgebench report lists them all)")
     if result.results_dir is not None and result.results_dir.is_dir():
         print(f"results: {result.results_dir}")
     elif result.rc != 0:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "DEVICE_LABEL_FILE",
     "FINGERPRINT_FIELDS",
     "HostCheck",
     "ResultsError",
@@ -24,12 +25,14 @@ __all__ = [
     "fingerprint",
     "fingerprint_diff",
     "host_dirs",
+    "read_device_label",
     "read_env",
     "read_status",
     "run_records",
     "run_started",
     "schema_versions",
     "summary_rows",
+    "validity_of",
     "write_summary_csv",
 ]
 
@@ -130,7 +133,14 @@ def host_dirs(run_dir: Path) -> list[Path]:
 
 _SUMMARY_COLUMNS = ["host", "model", "provider", "mode", "status", "reason", "images", "pre_ms", "infer_ms",
                     "post_ms", "fps", "fps_e2e", "infer_p50_ms", "infer_p99_ms", "stability", "load_ms",
-                    "first_inference_ms"]  # fmt: skip
+                    "first_inference_ms", "validity", "validity_reasons"]  # fmt: skip
+
+
+def validity_of(summary: dict | None) -> str:
+    """``valid`` / ``invalid`` from summary.json's ``validity``; ``unknown`` for results written
+    before the runtime judged validity (or without a summary)."""
+    verdict = ((summary or {}).get("validity") or {}).get("verdict")
+    return verdict if verdict in ("valid", "invalid") else "unknown"
 
 
 def _mean(summary: dict, phase: str):
@@ -162,6 +172,8 @@ def summary_rows(run_dir: Path) -> list[dict]:
                 "stability": (summary.get("stability") or {}).get("verdict"),
                 "load_ms": summary.get("load_ms"),
                 "first_inference_ms": summary.get("first_inference_ms"),
+                "validity": validity_of(summary),
+                "validity_reasons": "; ".join((summary.get("validity") or {}).get("reasons") or []),
             })  # fmt: skip
     return rows
 
@@ -310,16 +322,35 @@ def run_started(run_dir: Path) -> str:
     return min(stamps) if stamps else Path(run_dir).name
 
 
-def device_type(env: dict | None) -> str:
-    """What kind of device a host is, to group units of one type: ``device_type`` when the probe
-    (or EDGEBENCH_PROBE_OVERRIDE) sets it, else the board model without its revision
-    ("Raspberry Pi 4 Model B"), else the CPU model and architecture."""
+DEVICE_LABEL_FILE = "device.json"
+
+
+def read_device_label(host_dir: Path) -> str | None:
+    """The inventory's ``edgebench_device_label`` for this host, as the collect phase recorded it
+    in ``<host>/device.json``; None when the inventory sets none."""
+    data = _read_json_file(Path(host_dir) / DEVICE_LABEL_FILE) or {}
+    label = str(data.get("device_label") or "").strip()
+    return label or None
+
+
+def device_type(env: dict | None, label: str | None = None) -> str:
+    """What kind of device a host is, to group units of one type: what the user says it is (the
+    inventory's ``edgebench_device_label``, ``label``), else ``device_type`` when the probe (or
+    EDGEBENCH_PROBE_OVERRIDE) sets it, else the board model without its revision ("Raspberry Pi 4
+    Model B") from the device tree, else the DMI vendor and product, else the CPU model and
+    architecture. Boards that share a CPU (Orin Nano and Orin NX) are told apart by the first
+    three; a fleet of look-alike hosts (containers, VMs) only by the label."""
+    if label:
+        return label
     env = env or {}
     if env.get("device_type"):
         return str(env["device_type"])
     board = (env.get("board_model") or "").replace("\x00", "").strip()
     if board:
         return re.sub(r"\s+Rev\s+[\w.]+$", "", board)
+    product = (env.get("dmi_product") or "").strip()
+    if product:
+        return product
     cpu = (env.get("cpu_model") or "").strip()
     arch = (env.get("arch") or "").strip()
     if cpu or arch:

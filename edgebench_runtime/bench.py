@@ -17,6 +17,7 @@ Python 3.6 compatible.
 import contextlib
 import datetime
 import errno
+import math
 import os
 import platform
 import socket
@@ -26,13 +27,28 @@ import traceback
 
 from . import __version__
 from .imaging import ImageDecodeError, decode_image
-from .results import SCHEMA_VERSION, TimingsWriter, atomic_write_json, read_json, read_timings, summarize_rows
+from .results import (
+    BREAKDOWN_STAGES,
+    SCHEMA_VERSION,
+    VALIDITY_RULES,
+    BreakdownWriter,
+    TimingsWriter,
+    atomic_write_json,
+    phase_stats,
+    read_breakdown,
+    read_json,
+    read_timings,
+    summarize_rows,
+    validity,
+)
 
 __all__ = [
     "CHILD_EXIT",
+    "DEFAULT_MAX_IMAGES",
     "IMAGE_EXTENSIONS",
     "ImageSourceError",
     "compose_summary",
+    "extension_target",
     "is_memory_error",
     "list_images",
     "measure",
@@ -42,6 +58,10 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 CHILD_EXIT = {"complete": 0, "failed": 10, "oom": 11, "skipped": 12, "enospc": 13}
+
+#: The cap on a run that extends itself to the validity minimums (``edgebench_max_images``): at
+#: 0.3 ms an image, 10000 images stop short of a 3 s minimum and the verdict says so.
+DEFAULT_MAX_IMAGES = 10000
 
 if hasattr(time, "perf_counter_ns"):
     _clock = getattr(time, "perf_counter_ns")  # noqa: B009 - Python 3.7+, behind the hasattr check
@@ -113,10 +133,12 @@ def measure(
     decode=decode_image,
     on_row=None,
     unreadable=None,
+    breakdown=None,
 ):
     """Measure images ``start_index .. count-1``; the image of position ``seq`` is
     ``images[seq % len(images)]``. Unreadable images are skipped (not counted as measured) and
-    their names added to ``unreadable``. Returns the next ``seq``."""
+    their names added to ``unreadable``. ``breakdown`` (a BreakdownWriter) receives the backend's
+    ``last_breakdown`` of every image where it has one. Returns the next ``seq``."""
     n = len(images)
     names = [_csv_safe(os.path.basename(path)) for path in images]
     pre = pipeline.preprocess
@@ -166,6 +188,8 @@ def measure(
             now(),
             _csv_safe(brief(result)),
         )
+        if breakdown is not None and backend.last_breakdown is not None:
+            breakdown.stages(index, backend.last_breakdown, now())
         index += 1
         seq += 1
         if on_row is not None:
@@ -246,6 +270,9 @@ def compose_summary(job, status, reason=None, error=None, segment=None, extra=No
             "source_files": job.get("source_files"),
             "unreadable": len(unreadable),
             "unreadable_files": sorted(unreadable)[:50],
+            "minimum": _rules(job)["min_images"],
+            "cap": _max_images(job),
+            "extended": max(0, int(rows["index"].size) - int(job["count"])),
         },
         "load_ms": first.get("load_ms"),
         "first_inference_ms": first.get("first_inference_ms"),
@@ -259,9 +286,50 @@ def compose_summary(job, status, reason=None, error=None, segment=None, extra=No
         "runtime_version": __version__,
     }
     summary.update(summarize_rows(rows, cold=job["mode"] == "cold"))
+    stages = read_breakdown(os.path.join(job["result_dir"], "gpu_timings.csv"))
+    if stages is not None and stages["index"].size:
+        for name in BREAKDOWN_STAGES:
+            summary["phases"][name] = phase_stats(stages[name])
+        summary["gpu_breakdown"] = {
+            "source": "CUDA events on the inference stream",
+            "n": int(stages["index"].size),
+        }
     if extra:
         summary.update(extra)
+    summary["validity"] = validity(summary, _rules(job))
     return summary
+
+
+def _rules(job):
+    """The validity rules of this job: VALIDITY_RULES with the plan's minimum duration."""
+    rules = dict(VALIDITY_RULES)
+    rules.update(dict((k, v) for k, v in (job.get("validity_rules") or {}).items() if v is not None))
+    return rules
+
+
+def _max_images(job):
+    cap = (job.get("validity_rules") or {}).get("max_images")
+    return int(cap) if cap is not None else max(DEFAULT_MAX_IMAGES, int(job["count"]))
+
+
+def extension_target(measured, measured_s, requested, min_images, min_duration_s, cap):
+    """How many images the run should have measured in all to meet the minimum count and duration
+    (estimated from the time per image so far, with a 10 % margin), never beyond ``cap`` and never
+    fewer than ``requested``; equal to ``measured`` when nothing more is needed."""
+    target = max(int(requested), int(min_images))
+    if measured >= target and measured_s >= min_duration_s:
+        return measured
+    if measured > 0 and measured_s < min_duration_s:
+        per_image = measured_s / float(measured)
+        needed = math.ceil(min_duration_s / per_image * 1.1) if per_image > 0 else cap
+        target = max(target, needed, measured + 1)
+    return max(measured, min(target, int(cap)))
+
+
+def _measured_seconds(job):
+    rows = read_timings(os.path.join(job["result_dir"], "timings.csv"))
+    e2e = rows["decode_ms"] + rows["pre_ms"] + rows["infer_ms"] + rows["post_ms"]
+    return int(rows["index"].size), float(e2e.sum()) / 1000.0
 
 
 def _check_correctness(backend, pipeline, job):
@@ -319,7 +387,7 @@ def run_child(job_path):
         "unreadable_files": [],
     }
     summary_path = os.path.join(job["result_dir"], "summary.json")
-    backend = writer = None
+    backend = writer = breakdown = None
     unreadable = set()
     status, reason, error, code = "complete", None, None, CHILD_EXIT["complete"]
     try:
@@ -350,8 +418,12 @@ def run_child(job_path):
             segment["first_inference_ms"] = first
             segment["warmup_infer_ms_mean"] = mean
         writer = TimingsWriter(os.path.join(job["result_dir"], "timings.csv"), job.get("fsync_interval", 1.0))
+        if backend.measures_breakdown:  # TensorRT with CUDA events: trtexec's breakdown
+            breakdown = BreakdownWriter(
+                os.path.join(job["result_dir"], "gpu_timings.csv"), job.get("fsync_interval", 1.0)
+            )
         segment["measure_started_unix"] = time.time()
-        measure(
+        seq = measure(
             backend,
             pipeline,
             measured,
@@ -361,10 +433,42 @@ def run_child(job_path):
             job["seq_start"],
             job["segment"],
             unreadable=unreadable,
+            breakdown=breakdown,
         )
+        # The run extends itself (cycling the image set) to the validity minimums, up to the cap.
+        rules = _rules(job)
+        done = job["count"]
+        while True:
+            rows_now, seconds = _measured_seconds(job)
+            target = extension_target(
+                rows_now,
+                seconds,
+                job["count"],
+                rules["min_images"],
+                rules["min_duration_s"],
+                _max_images(job),
+            )
+            if target <= rows_now:
+                break
+            seq = measure(
+                backend,
+                pipeline,
+                measured,
+                writer,
+                rows_now,
+                target,
+                seq,
+                job["segment"],
+                unreadable=unreadable,
+            )
+            done = target
+        segment["extended_to"] = done
         segment["measure_ended_unix"] = time.time()
         writer.close()
         writer = None
+        if breakdown is not None:
+            breakdown.close()
+            breakdown = None
         if job["mode"] == "cold":
             segment["correctness"] = _check_correctness(backend, pipeline, job)
     except BaseException as exc:  # classify everything, including MemoryError and KeyboardInterrupt
@@ -384,9 +488,10 @@ def run_child(job_path):
             status, reason = "failed", "%s: %s" % (type(exc).__name__, exc)
         error = "".join(traceback.format_exception(type(exc), exc, sys.exc_info()[2])[-6:])[-2000:]
         segment["measure_ended_unix"] = time.time()
-        if writer is not None:
-            with contextlib.suppress(IOError, OSError):
-                writer.close()
+        for handle in (writer, breakdown):
+            if handle is not None:
+                with contextlib.suppress(IOError, OSError):
+                    handle.close()
     finally:
         if backend is not None:
             backend.close()

@@ -78,6 +78,19 @@ def build_parser():
     run.add_argument("--images", default=None, help="image folder (default ARTIFACTS/images)")
     run.add_argument("--count", type=int, default=100, help="measured images per run; cycled (default 100)")
     run.add_argument("--warmup", type=int, default=10, help="warm-up inferences in warm mode (default 10)")
+    run.add_argument(
+        "--min-duration",
+        type=float,
+        default=None,
+        help="seconds of measured time a valid result needs; the run extends itself to it and to 64 "
+        "images (default 3, trtexec's)",
+    )
+    run.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help="cap on the images a run extends itself to (default 10000, or --count when larger)",
+    )
     run.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
     run.add_argument("--inter-op-threads", type=int, default=None)
     run.add_argument(
@@ -161,6 +174,12 @@ def _run(args):
     except argparse.ArgumentTypeError as exc:
         sys.stderr.write("edgebench-runtime run: %s\n" % exc)
         return EXIT["usage"]
+    if args.min_duration is not None and args.min_duration < 0:
+        sys.stderr.write("edgebench-runtime run: --min-duration must be 0 or more seconds\n")
+        return EXIT["usage"]
+    if args.max_images is not None and args.max_images < 1:
+        sys.stderr.write("edgebench-runtime run: --max-images must be at least 1\n")
+        return EXIT["usage"]
     try:
         plan = Plan(
             artifacts_dir=args.artifacts,
@@ -185,6 +204,8 @@ def _run(args):
             use_cv2={"auto": None, "cv2": True, "pillow": False}[args.decode],
             progress={"auto": None, "always": True, "never": False}[args.progress],
             log=(lambda text: None) if args.quiet else None,
+            min_duration_s=args.min_duration,
+            max_images=args.max_images,
         )
         return run_plan(plan)
     except ValueError as exc:  # cooldown policy parsing

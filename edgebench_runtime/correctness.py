@@ -10,19 +10,28 @@ timed loop, ``check`` feeds every stored input through the provider's backend an
 * the task results: the pipeline's own decoder (``Pipeline.postprocess``) applied to the reference
   outputs and to the provider's outputs, compared by what the result holds: classification top-1
   (a swap within ``top1_tie`` of probability counts as agreement), detection boxes (same class and
-  IoU >= ``iou``; the fraction of matched boxes >= ``box_agreement``), pose keypoints (within
+  IoU >= ``iou``, or every corner within ``box_px`` original pixels - zero-area boxes, which
+  random-init detectors emit by the hundred, have no IoU; 1 - the fraction of boxes left
+  unmatched that no score tie explains >= ``box_agreement``: within ``score_tie``, NMS order, tied
+  class scores and the max_detections cut pick among equals arbitrarily), pose keypoints (within
   ``keypoint_px`` original-image pixels; fraction >= ``keypoint_agreement``), segmentation masks
   (pixel agreement >= ``mask_agreement``). A decoder that is missing here or returns nothing
   (``raw``) leaves the raw comparison alone, and the verdict says so.
 
+Identity: any decoder's result compared with itself agrees 1.0 (degenerate, duplicate and tied
+boxes, NaN coordinates, empty results): matching is greedy by similarity with ties broken by
+distance, so every result pairs with itself or an exact duplicate (tests/unit/test_correctness_identity.py
+holds every registered decoder to it).
+
 The stored input tensor is fed, not the device's own decode of the image: JPEG decoders and
 resizers (cv2 vs Pillow) differ by a few grey levels, which would blur what the check is for (the
 provider's arithmetic). When the image itself is available (``ARTIFACTS/images``) it still goes
-through the device's decode + pre-processing, and the largest difference to the stored tensor is
-recorded as ``input_max_abs``, with the mean difference as ``input_mean_abs``. Only the mean can
-fail the check (beyond ``input_atol``): resamplers differ by up to ~1.2 normalised units at single
-pixels (Pillow antialiases when it shrinks, cv2 does not), while a wrong colour order or
-normalisation moves the whole tensor.
+through the device's decode + pre-processing and is compared with the stored tensor in the
+model's own units (``compare_input``): the mean absolute difference over the reference tensor's
+spread fails the check beyond ``input_relative_mean`` (0.1), so a 0-255 model and a normalised one
+are judged alike. Resamplers differ by about 0.01 of the spread on average (single pixels by far
+more: Pillow antialiases when it shrinks, cv2 does not), while a swapped colour order, a wrong
+mean/std or a wrong scale moves the whole tensor; the message names which it looks like.
 
 The verdict (``summary.json`` ``correctness``): ``status`` passed | failed | not checked | error,
 ``passed`` (true / false / null), ``max_abs``, ``task_agreement`` (the worst image's), ``level``
@@ -40,6 +49,7 @@ __all__ = [
     "DEFAULT_TOLERANCES",
     "REFERENCE_BLOCK",
     "check",
+    "compare_input",
     "compare_task",
     "not_checked",
     "tolerance_for",
@@ -49,13 +59,19 @@ REFERENCE_BLOCK = "reference_outputs"
 
 _TASK = {
     "top1_tie": 1e-3,
+    "score_tie": 1e-3,
     "iou": 0.9,
     "box_agreement": 0.95,
     "keypoint_px": 2.0,
     "keypoint_agreement": 0.95,
     "mask_agreement": 0.99,
-    "input_atol": 0.1,
+    "box_px": 1.0,
+    "input_relative_mean": 0.1,
 }
+
+#: Tolerance fields of earlier runtimes that artifacts still carry in their stored tolerances but
+#: nothing reads any more (``input_atol`` was in normalised units, wrong for 0-255 models).
+_RETIRED = ("input_atol",)
 
 
 def _tol(atol, rtol, **task):
@@ -69,15 +85,31 @@ def _tol(atol, rtol, **task):
 #: ``atol``/``rtol`` None: raw differences are recorded but not judged (int8).
 DEFAULT_TOLERANCES = {
     "cpu": _tol(1e-3, 1e-3),
-    "cuda": _tol(1e-2, 1e-2, top1_tie=5e-3, box_agreement=0.9, keypoint_agreement=0.9, mask_agreement=0.98),
+    "cuda": _tol(
+        1e-2,
+        1e-2,
+        top1_tie=5e-3,
+        score_tie=5e-3,
+        box_agreement=0.9,
+        keypoint_agreement=0.9,
+        mask_agreement=0.98,
+    ),
     "tensorrt-fp32": _tol(
-        1e-2, 1e-2, top1_tie=5e-3, box_agreement=0.9, keypoint_agreement=0.9, mask_agreement=0.98
+        1e-2,
+        1e-2,
+        top1_tie=5e-3,
+        score_tie=5e-3,
+        box_agreement=0.9,
+        keypoint_agreement=0.9,
+        mask_agreement=0.98,
     ),
     "tensorrt-fp16": _tol(
         1e-1,
         5e-2,
         top1_tie=2e-2,
+        score_tie=2e-2,
         box_agreement=0.8,
+        box_px=4.0,
         keypoint_px=4.0,
         keypoint_agreement=0.8,
         mask_agreement=0.97,
@@ -86,7 +118,9 @@ DEFAULT_TOLERANCES = {
         None,
         None,
         top1_tie=5e-2,
+        score_tie=5e-2,
         box_agreement=0.6,
+        box_px=8.0,
         keypoint_px=8.0,
         keypoint_agreement=0.6,
         mask_agreement=0.9,
@@ -106,6 +140,8 @@ def tolerance_for(provider, block=None):
     stored = (block or {}).get("tolerances") or {}
     for key in (family, text):
         chosen.update(stored.get(key) or {})
+    for key in _RETIRED:
+        chosen.pop(key, None)
     return chosen
 
 
@@ -127,7 +163,8 @@ def not_checked(reason, **extra):
 
 
 def _iou_matrix(a, b):
-    """IoU of every box of ``a`` (N, 4+) with every box of ``b`` (M, 4+), x1 y1 x2 y2."""
+    """IoU of every box of ``a`` (N, 4+) with every box of ``b`` (M, 4+), x1 y1 x2 y2 (0 where the
+    union is empty: two zero-area boxes share no area, which is why ``_box_similarity`` exists)."""
     a = np.asarray(a, dtype=np.float64)[:, :4]
     b = np.asarray(b, dtype=np.float64)[:, :4]
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -138,7 +175,54 @@ def _iou_matrix(a, b):
     area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
     area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _pairwise_abs(a, b):
+    """|a_i - b_j| per coordinate, (N, M, K); two NaNs are equal (0), and so are two equal
+    infinities (whose difference is NaN); a NaN against a number is infinitely far. A result
+    compared with itself must agree even where the decoder emitted NaN or infinity."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(a[:, None] - b[None, :])
+        diff = np.where(a[:, None] == b[None, :], 0.0, diff)
+    nan_a = np.isnan(a)[:, None]
+    nan_b = np.isnan(b)[None, :]
+    diff = np.where(nan_a & nan_b, 0.0, diff)
+    return np.where(nan_a ^ nan_b, np.inf, diff)
+
+
+def _box_similarity(a, b, box_px):
+    """``(similarity, corner distance)`` of every box pair: 1.0 where every corner lies within
+    ``box_px`` original pixels (identical, zero-area and tiny boxes, whose IoU is 0 or fragile),
+    else the IoU; the distance (sum of the corner differences) breaks ties between candidates."""
+    corners = _pairwise_abs(np.asarray(a)[:, :4], np.asarray(b)[:, :4])
+    close = corners.max(axis=-1) <= box_px
+    similarity = np.where(close, 1.0, _iou_matrix(a, b))
+    return similarity, corners.sum(axis=-1)
+
+
+def _greedy_match(order, allowed, similarity, costs):
+    """Match each row (in ``order``) with the untaken column of highest ``similarity`` among the
+    ``allowed`` ones, the lowest ``costs`` (in turn) breaking ties. A result matched with itself
+    pairs every row with itself or with an exact duplicate, so identity always agrees in full."""
+    taken = np.zeros(similarity.shape[1], dtype=bool)
+    pairs = []
+    for i in order:  # not the hot path: a few hundred results, untimed
+        candidates = np.flatnonzero(allowed[i] & ~taken)
+        if not candidates.size:
+            continue
+        best = similarity[i, candidates]
+        candidates = candidates[best == best.max()]
+        for cost in costs:
+            row = cost[i, candidates]
+            candidates = candidates[row == row.min()]
+        j = int(candidates[0])
+        taken[j] = True
+        pairs.append((int(i), j))
+    return pairs
 
 
 def _compare_classification(ref, out, tol):
@@ -168,49 +252,92 @@ def _compare_detection(ref, out, tol):
         return 1.0, detail
     if n == 0 or m == 0:
         return 0.0, detail
-    iou = _iou_matrix(ref_boxes, out_boxes)
-    iou[ref_boxes[:, 5][:, None] != out_boxes[:, 5][None, :]] = 0.0
-    taken = np.zeros(m, dtype=bool)
-    matched = 0
-    worst = 1.0
-    for i in np.argsort(-ref_boxes[:, 4], kind="stable"):  # not the hot path: a few boxes, untimed
-        row = np.where(taken, -1.0, iou[i])
-        j = int(np.argmax(row))
-        if row[j] >= tol["iou"]:
-            taken[j] = True
-            matched += 1
-            worst = min(worst, float(row[j]))
-    detail.update({"matched": matched, "min_matched_iou": worst if matched else None})
-    return matched / float(max(n, m)), detail
+    similarity, distance = _box_similarity(ref_boxes, out_boxes, tol.get("box_px", 1.0))
+    same_class = _pairwise_abs(ref_boxes[:, 5:6], out_boxes[:, 5:6])[..., 0] == 0
+    with np.errstate(invalid="ignore"):
+        allowed = same_class & (similarity >= tol["iou"])
+    scores = ref_boxes[:, 4]
+    order = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
+    pairs = _greedy_match(order, allowed, similarity, (distance,))
+    worst = min([float(similarity[i, j]) for i, j in pairs] or [1.0])
+    # Boxes left over on either side count against agreement unless a tie explains them: scores
+    # within ``score_tie`` decide NMS order and the max_detections cut arbitrarily (random-init
+    # detectors saturate thousands of scores at 1.0), so a tiny difference keeps another box.
+    tie = tol.get("score_tie", 1e-3)
+    ref_left = np.setdiff1d(np.arange(n), [i for i, _j in pairs])
+    out_left = np.setdiff1d(np.arange(m), [j for _i, j in pairs])
+    box_px = tol.get("box_px", 1.0)
+    cut = tol.get("decoder_cut")
+    unexplained_ref = _unexplained(ref_boxes[ref_left], out_boxes, tie, box_px, ref_boxes, cut)
+    unexplained_out = _unexplained(out_boxes[out_left], ref_boxes, tie, box_px, out_boxes, cut)
+    detail.update(
+        {
+            "matched": len(pairs),
+            "tied": int(len(ref_left) - unexplained_ref + len(out_left) - unexplained_out),
+            "min_matched_iou": worst if pairs else None,
+        }
+    )
+    return 1.0 - max(unexplained_ref, unexplained_out) / float(max(n, m)), detail
+
+
+def _unexplained(left, other, tie, box_px, own, cut=None):
+    """How many of the unmatched boxes ``left`` (from the result ``own``) no score tie explains.
+    A box is explained when its score is within ``tie`` of the decoder's ``score_threshold`` or,
+    when the other result is full (``max_detections``), of its lowest score: the cut fell among
+    tied scores (``cut`` holds those two decoder settings; without them no cut explains). Or when
+    its own result holds other boxes of a tied score and the other result a box overlapping it (or
+    within ``box_px``) with a score within ``tie``: NMS kept another of the tied boxes, or tied
+    class scores gave it another class. A box of a score no other box shares is never explained,
+    so a shifted or relabelled box fails."""
+    if not len(left):
+        return 0
+    if not len(other):
+        return len(left)
+    cut = cut or {}
+    with np.errstate(invalid="ignore"):
+        finite = other[:, 4][np.isfinite(other[:, 4])]
+        lowest = -np.inf
+        if cut.get("max_detections") and len(other) >= cut["max_detections"] and finite.size:
+            lowest = float(finite.min())
+        if cut.get("score_threshold") is not None:
+            lowest = max(lowest, float(cut["score_threshold"]))
+        similarity, _distance = _box_similarity(left, other, box_px)
+        close_score = np.abs(left[:, 4][:, None] - other[:, 4][None, :]) <= tie
+        shared = (np.abs(left[:, 4][:, None] - own[:, 4][None, :]) <= tie).sum(axis=1) >= 2
+        tied = shared & ((similarity > 0) & close_score).any(axis=1)
+        explained = tied | (left[:, 4] <= lowest + tie)
+    return int((~explained).sum())
+
+
+def _people_array(people):
+    people = np.asarray(people, dtype=np.float64)
+    if not people.size:
+        return np.zeros((0, 1, 3))
+    return people.reshape((-1, *people.shape[-2:]))
 
 
 def _compare_pose(ref, out, tol):
-    ref_people = np.asarray(ref["people"], dtype=np.float64)
-    out_people = np.asarray(out["people"], dtype=np.float64)
-    ref_people = ref_people.reshape((-1, *ref_people.shape[-2:])) if ref_people.size else np.zeros((0, 1, 3))
-    out_people = out_people.reshape((-1, *out_people.shape[-2:])) if out_people.size else np.zeros((0, 1, 3))
+    ref_people = _people_array(ref["people"])
+    out_people = _people_array(out["people"])
     ref_visible = ref_people[..., 0] >= 0
     out_visible = out_people[..., 0] >= 0
     total = max(int(ref_visible.sum()), int(out_visible.sum()))
     detail = {"people_reference": len(ref_people), "people": len(out_people)}
     if total == 0:
         return 1.0, detail
-    if len(ref_people) == 0 or len(out_people) == 0:
+    if len(ref_people) == 0 or len(out_people) == 0 or ref_people.shape[1:] != out_people.shape[1:]:
         return 0.0, detail
-    distance = np.sqrt(((ref_people[:, None, :, :2] - out_people[None, :, :, :2]) ** 2).sum(-1))
+    axes = _pairwise_abs(ref_people[..., :2], out_people[..., :2])
+    distance = np.sqrt((axes**2).sum(-1))
     both = ref_visible[:, None, :] & out_visible[None, :, :]
     close = both & (distance <= tol["keypoint_px"])
-    taken = np.zeros(len(out_people), dtype=bool)
-    good = 0
-    worst = 0.0
-    for i in range(len(ref_people)):
-        counts = np.where(taken, -1, close[i].sum(-1))
-        j = int(np.argmax(counts))
-        if counts[j] <= 0:
-            continue
-        taken[j] = True
-        good += int(counts[j])
-        worst = max(worst, float(distance[i, j][close[i, j]].max()))
+    counts = close.sum(-1)
+    # Ties between candidates: fewest keypoints visible in one person only, then nearest.
+    mismatch = (ref_visible[:, None, :] != out_visible[None, :, :]).sum(-1)
+    nearness = np.where(close, distance, 0.0).sum(-1)
+    pairs = _greedy_match(range(len(ref_people)), counts > 0, counts, (mismatch, nearness))
+    good = sum(int(counts[i, j]) for i, j in pairs)
+    worst = max([float(distance[i, j][close[i, j]].max()) for i, j in pairs] or [0.0])
     detail.update({"keypoints_agreeing": good, "keypoints": total, "max_matched_distance_px": worst})
     return good / float(total), detail
 
@@ -244,6 +371,53 @@ def compare_task(ref, out, tol):
             detail["kind"] = key
             return agreement, (tol[field] if field else 1.0), detail
     return None
+
+
+# --- the input check ---------------------------------------------------------------------------
+
+
+def compare_input(device, reference, layout="NCHW"):
+    """How far the device's pre-processed tensor is from the stored one, in the model's own units.
+
+    ``relative_mean`` is the mean absolute difference over the reference tensor's spread (its
+    standard deviation; its range, then 1, for a flat image), so a model fed 0-255 pixels and one
+    fed normalised values are judged alike: cv2 and Pillow resamplers differ by about one grey level
+    on average (~0.01 of a photo's spread), a swapped colour order, a wrong mean/std or scale by a
+    large fraction of it. ``likely`` names the error the difference looks like."""
+    device = np.asarray(device, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    deviation = np.abs(device - reference)
+    spread = float(reference.std()) if reference.size else 0.0
+    if not spread > 0:
+        spread = float(reference.max() - reference.min()) if reference.size else 0.0
+    if not spread > 0:
+        spread = 1.0
+    mean_abs = float(deviation.mean()) if deviation.size else 0.0
+    out = {
+        "max_abs": float(deviation.max()) if deviation.size else 0.0,
+        "mean_abs": mean_abs,
+        "spread": spread,
+        "relative_mean": mean_abs / spread,
+        "likely": _likely_input_error(device, reference, layout, mean_abs, spread),
+    }
+    return out
+
+
+def _likely_input_error(device, reference, layout, mean_abs, spread):
+    """A hint for the message: colour order, scale, or mean/std."""
+    axis = 1 if layout == "NCHW" else reference.ndim - 1
+    if reference.ndim == 4 and reference.shape[axis] == 3:
+        swapped = np.flip(reference, axis=axis)
+        if float(np.abs(device - swapped).mean()) < 0.5 * mean_abs:
+            return "the colour order is swapped (RGB vs BGR)"
+    device_spread = float(device.std()) if device.size else 0.0
+    if device_spread > 0 and spread > 0 and not 0.8 <= device_spread / spread <= 1.25:
+        return "the scale differs (the device's values spread %.3g times as wide)" % (device_spread / spread)
+    if abs(float(device.mean()) - float(reference.mean())) > 0.5 * mean_abs:
+        return "the mean or std normalisation differs (the values are shifted by %.3g of the spread)" % (
+            (float(device.mean()) - float(reference.mean())) / spread
+        )
+    return "a different resize or crop?"
 
 
 # --- the check ---------------------------------------------------------------------------------
@@ -281,6 +455,15 @@ def _raw_compare(reference, outputs, tol):
         if tol.get("atol") is not None:
             excess = max(excess, diff - (tol["atol"] + (tol.get("rtol") or 0.0) * scale))
     return max_abs, excess, scale_all, None
+
+
+def _decoder_cut(pipeline):
+    """The decoder's score threshold and max_detections, where it has them (detection)."""
+    decoder = pipeline.decoder
+    return {
+        "score_threshold": getattr(decoder, "score_threshold", None),
+        "max_detections": getattr(decoder, "max_detections", None),
+    }
 
 
 def _order_outputs(outputs, backend_names, reference_names):
@@ -368,18 +551,23 @@ def check(
     worst_agreement = None
     input_max_abs = None
     input_mean_abs = None
+    input_check = None
     level = "task" if pipeline is not None else "raw"
     failures = []
     with np.load(path) as stored:
         for index, info in enumerate(block.get("images") or []):
+            item = {"image": info.get("name")}
             tensor = stored["input_%d" % index]
             reference = [stored["output_%d_%d" % (index, j)] for j in range(len(reference_names))]
             geometry, device_tensor, note = _geometry(preprocessor, info, images_dir, decode_image, use_cv2)
             if note:
                 notes.append(note)
             if device_tensor is not None and device_tensor.shape == tensor.shape:
-                deviation = np.abs(device_tensor.astype(np.float64) - tensor)
-                diff, mean = float(deviation.max()), float(deviation.mean())
+                compared_input = compare_input(device_tensor, tensor, preprocessor.layout)
+                item["input"] = compared_input
+                if input_check is None or compared_input["relative_mean"] > input_check["relative_mean"]:
+                    input_check = dict(compared_input, image=info.get("name"))
+                diff, mean = compared_input["max_abs"], compared_input["mean_abs"]
                 input_max_abs = diff if input_max_abs is None else max(input_max_abs, diff)
                 input_mean_abs = mean if input_mean_abs is None else max(input_mean_abs, mean)
             if pipeline is not None:
@@ -389,7 +577,7 @@ def check(
             outputs = [np.array(out, copy=True) for out in backend.infer(feeds)]
             outputs = _order_outputs(outputs, list(backend.output_names or []), reference_names)
             max_abs, excess, scale, problem = _raw_compare(reference, outputs, tol)
-            item = {"image": info.get("name"), "max_abs": max_abs, "scale": scale}
+            item.update({"max_abs": max_abs, "scale": scale})
             if problem:
                 failures.append("%s: %s" % (info.get("name"), problem))
                 item["problem"] = problem
@@ -405,7 +593,9 @@ def check(
                 )
             if pipeline is not None and level == "task":
                 compared = compare_task(
-                    pipeline.postprocess(reference, geometry), pipeline.postprocess(outputs, geometry), tol
+                    pipeline.postprocess(reference, geometry),
+                    pipeline.postprocess(outputs, geometry),
+                    dict(tol, decoder_cut=_decoder_cut(pipeline)),
                 )
                 if compared is None:
                     level = "raw"
@@ -427,10 +617,19 @@ def check(
             per_image.append(item)
     if not per_image:
         return not_checked("the reference block lists no images", tolerance=tol)
-    if input_mean_abs is not None and input_mean_abs > tol.get("input_atol", float("inf")):
+    limit = tol.get("input_relative_mean")
+    if input_check is not None and limit is not None and input_check["relative_mean"] > limit:
         failures.append(
-            "the device's pre-processing differs from the controller's by %.3g on average (> %.3g): colour "
-            "order or normalisation?" % (input_mean_abs, tol["input_atol"])
+            "%s: the device's pre-processing differs from the controller's by %.3g of the input's spread "
+            "on average (> %.3g; %.3g in the model's units, spread %.3g): %s"
+            % (
+                input_check["image"],
+                input_check["relative_mean"],
+                limit,
+                input_check["mean_abs"],
+                input_check["spread"],
+                input_check["likely"],
+            )
         )
     if level == "raw":
         worst_agreement = None
@@ -457,6 +656,7 @@ def check(
         "notes": notes[:10],
         "input_max_abs": input_max_abs,
         "input_mean_abs": input_mean_abs,
+        "input_relative_mean": input_check["relative_mean"] if input_check else None,
         "images": per_image,
         "reference": {
             "file": block.get("file", "reference.npz"),

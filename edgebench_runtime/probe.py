@@ -146,6 +146,8 @@ def probe(root="/"):
         "edgebench_runtime": __version__,
         "hostname": socket.gethostname() or None,
         "board_model": _read(os.path.join(root, "proc/device-tree/model")),
+        # Boards without a device tree (x86 mini PCs) name themselves in DMI.
+        "dmi_product": _dmi_product(root),
         "jetson": _jetson(root),
         "os": _os_release(root),
         "kernel": platform.release() or None,
@@ -183,6 +185,16 @@ def probe(root="/"):
         with open(override) as handle:
             data.update(json.load(handle))
     return data
+
+
+def _dmi_product(root):
+    """``vendor product`` from DMI, or None (absent, or a placeholder the firmware left)."""
+    parts = []
+    for name in ("sys_vendor", "product_name"):
+        value = _read(os.path.join(root, "sys/class/dmi/id", name))
+        if value and value.lower() not in ("to be filled by o.e.m.", "default string", "system product name"):
+            parts.append(value)
+    return " ".join(parts) or None
 
 
 def main(output=None):

@@ -32,7 +32,7 @@ import time
 from .bench import CHILD_EXIT, ImageSourceError, compose_summary, list_images
 from .cooldown import parse_policy
 from .manifest import ArtifactError, load_manifest, verify_artifact
-from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings
+from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings, validity
 from .telemetry import Sampler, summarize_telemetry
 
 __all__ = [
@@ -103,6 +103,8 @@ class Plan(object):
         fsync_interval=1.0,
         status_interval=1.0,
         log=None,
+        min_duration_s=None,
+        max_images=None,
     ):
         self.artifacts_dir = str(artifacts_dir)
         self.models = list(models)
@@ -128,6 +130,9 @@ class Plan(object):
         self.fsync_interval = fsync_interval
         self.status_interval = status_interval
         self.log = log or (lambda text: sys.stderr.write(text + "\n"))
+        # The validity minimums a run extends itself to (bench.py), and its cap.
+        self.min_duration_s = None if min_duration_s is None else float(min_duration_s)
+        self.max_images = None if max_images is None else int(max_images)
 
     def backend_options(self, provider):
         family = provider.split("-", 1)[0]
@@ -462,10 +467,27 @@ def _settings(plan, provider, manifest_sha):
     }
 
 
+_RESULT_FILES = ("timings.csv", "gpu_timings.csv", "summary.json")
+
+
 def _clear(result_dir):
     for name in os.listdir(result_dir):
-        if name in ("timings.csv", "summary.json", "job.json", "child.log") or name.startswith("telemetry"):
+        if name in (*_RESULT_FILES, "job.json", "child.log") or name.startswith("telemetry"):
             os.unlink(os.path.join(result_dir, name))
+
+
+def _set_aside(result_dir):
+    """Rename an interrupted run's files to ``interrupted-<n>.<name>`` (nothing measured is deleted;
+    the prefix keeps them out of what readers of ``timings.csv`` / ``telemetry*.csv`` pick up);
+    returns the new timings file's name."""
+    number = 1
+    while os.path.exists(os.path.join(result_dir, "interrupted-%d.timings.csv" % number)):
+        number += 1
+    for name in sorted(os.listdir(result_dir)):
+        if name in _RESULT_FILES or name.startswith("telemetry"):
+            target = os.path.join(result_dir, "interrupted-%d.%s" % (number, name))
+            os.rename(os.path.join(result_dir, name), target)
+    return "interrupted-%d.timings.csv" % number
 
 
 def _preexec(memory_limit_mb):
@@ -593,6 +615,7 @@ class Supervisor(object):
             "fsync_interval": plan.fsync_interval,
             "backend_options": plan.backend_options(provider),
             "segments_before": [],
+            "validity_rules": {"min_duration_s": plan.min_duration_s, "max_images": plan.max_images},
         }
         if manifest is not None:
             model_file = manifest.get("model_file", "model.onnx")
@@ -669,6 +692,15 @@ class Supervisor(object):
         if existing and existing.get("status") == "complete" and rows >= plan.count:
             self.log("%s: already complete (%d images)" % (label, rows))
             return "complete"
+        if rows and rows < plan.count and job["mode"] == "cold":
+            # A resumed process would hold a second first inference: cold runs restart from scratch.
+            kept = _set_aside(result_dir)
+            self.log(
+                "%s: the cold run stopped after %d of %d images restarts from scratch (a resumed "
+                "process would hold a second first inference); its rows are kept as %s"
+                % (label, rows, plan.count, kept)
+            )
+            rows, existing = 0, None
         job["segments_before"] = list((existing or {}).get("segments") or [])
         if rows >= plan.count:
             summary = compose_summary(job, "complete")
@@ -784,6 +816,7 @@ class Supervisor(object):
         telemetry["collector_errors"] = sampler.errors[:20] if sampler is not None else []
         summary["telemetry"] = telemetry
         summary["cooldown"] = cooldown or {"policy": plan.cooldown.describe(), "waited_s": 0.0}
+        summary["validity"] = validity(summary, job.get("validity_rules"))  # now with throttling
         try:
             atomic_write_json(summary_path, summary)
         except (IOError, OSError) as exc:

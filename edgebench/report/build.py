@@ -41,16 +41,22 @@ _DEVICE_COLUMNS = [
     "model",
     "pre_ms",
     "infer_ms",
+    "h2d_ms",
+    "gpu_compute_ms",
+    "d2h_ms",
     "post_ms",
     "fps",
     "p50_ms",
     "p90_ms",
+    "p90_es_ms",
     "p99_ms",
     "std_ms",
     "stability",
     "correctness",
+    "validity",
     "status",
     "units",
+    "unit_hosts",
     "infer_spread_pct",
     "fps_min",
     "fps_max",
@@ -64,8 +70,12 @@ _CHANGE_COLUMNS = [
     "previous_ms",
     "median_ms",
     "change_pct",
+    "ci_low_pct",
+    "ci_high_pct",
     "threshold_pct",
     "flag",
+    "comparable",
+    "differences",
     "likely_cause",
 ]
 _FLEET_COLUMNS = [
@@ -115,29 +125,44 @@ def _drop_empty(table: pd.DataFrame, keep=("model",)) -> pd.DataFrame:
 def _warnings(result, facts: pd.DataFrame, notes: list[str], changes: pd.DataFrame) -> list[dict]:
     runs = result.runs
     out = []
-    unstable = runs[runs["stability"] == "unstable"]
-    if len(unstable) > 5:
+    # Dispersion warnings from the robust statistic (1.4826 x MAD / median): the CoV beside it
+    # (``stability``) is inflated by a single outlier. Results from before it existed use the CoV.
+    robust = runs["robust_dispersion"].astype(float)
+    noisy = runs[(robust > 0.10) | (robust.isna() & (runs["stability"] == "unstable"))]
+    if len(noisy) > 5:
         # One line for many: a list of 78 identical warnings hides the others.
-        items = [f"{r.host} {r.model} {r.provider}-{r.mode} (cv {r.cv:.0%})" for r in unstable.itertuples()]
+        items = [f"{r.host} {r.model} {r.provider}-{r.mode} ({_spread_text(r)})" for r in noisy.itertuples()]
         more = f" and {len(items) - 20} more" if len(items) > 20 else ""
         out.append(
             {
                 "level": "warn",
                 "text": f"{len(items)} of {len(runs)} results are unstable (inference time varies by more "
-                f"than 10 % of its mean; check throttling, background load, frequency scaling): "
+                f"than 10 % of its median; check throttling, background load, frequency scaling): "
                 + ", ".join(items[:20])
                 + more,
             }
         )
     else:
-        for r in unstable.itertuples(index=False):
+        for r in noisy.itertuples(index=False):
             out.append(
                 {
                     "level": "warn",
-                    "text": f"unstable: {r.host} {r.model} {r.provider}-{r.mode}: "
-                    f"{r.stability_warning or 'coefficient of variation above 10 %'}",
+                    "text": f"unstable: {r.host} {r.model} {r.provider}-{r.mode}: inference time varies by "
+                    f"{_spread_text(r)}",
                 }
             )
+    invalid = runs[runs["validity"] == "invalid"]
+    if len(invalid):
+        out.append(
+            {
+                "level": "warn",
+                "text": f"{len(invalid)} of {len(runs)} results are invalid (see Validity): "
+                + ", ".join(
+                    f"{r.host} {r.model} {r.provider}-{r.mode}" for r in invalid.head(20).itertuples()
+                )
+                + (f" and {len(invalid) - 20} more" if len(invalid) > 20 else ""),
+            }
+        )
     for r in runs[runs["throttled"] == True].itertuples(index=False):  # noqa: E712 - None is "unknown"
         out.append(
             {"level": "warn", "text": f"throttling seen during {r.host} {r.model} {r.provider}-{r.mode}"}
@@ -192,6 +217,36 @@ def _warnings(result, facts: pd.DataFrame, notes: list[str], changes: pd.DataFra
                 }
             )
     return out
+
+
+def _spread_text(r) -> str:
+    if r.robust_dispersion is not None and not pd.isna(r.robust_dispersion):
+        return f"{r.robust_dispersion:.0%} of its median (1.4826 x MAD; CoV {r.cv:.0%})"
+    return f"cv {r.cv:.0%}" if r.cv is not None and not pd.isna(r.cv) else "an unknown amount"
+
+
+_VALIDITY_COLUMNS = [
+    "run_id",
+    "host",
+    "model",
+    "provider",
+    "mode",
+    "validity",
+    "images_measured",
+    "validity_reasons",
+]
+
+
+def validity_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every result's verdict with its reasons, invalid ones first."""
+    if runs.empty:
+        return pd.DataFrame(columns=_VALIDITY_COLUMNS)
+    order = runs["validity"].map({"invalid": 0, "unknown": 1, "valid": 2})
+    return (
+        runs.assign(_order=order)
+        .sort_values(["_order", "host", "model", "provider", "mode"])[_VALIDITY_COLUMNS]
+        .reset_index(drop=True)
+    )
 
 
 def _plans(hosts: pd.DataFrame) -> list[str]:
@@ -257,6 +312,7 @@ def build_report(
     speedup = speedup_table(runs)
     warm_cold = warm_cold_table(runs)
     failures = failure_table(runs)
+    validity = validity_table(runs)
     notes = fingerprint_notes(result.hosts)
 
     changes = pd.DataFrame()
@@ -272,12 +328,18 @@ def build_report(
             changes = changes.sort_values(
                 ["flag", "change_pct"],
                 ascending=[False, False],
-                key=lambda s: s if s.name != "flag" else s.map({"regression": 2, "improvement": 1, "": 0}),
+                key=lambda s: (
+                    s
+                    if s.name != "flag"
+                    else s.map({"regression": 3, "improvement": 2, "not comparable": 1, "": 0})
+                ),
             )
-            flagged = int((changes["flag"] != "").sum())
+            flagged = int(changes["flag"].isin(["regression", "improvement"]).sum())
             changes_note = (
                 f"{len(changes)} results compared with their previous compatible run; {flagged} "
-                "flagged (threshold: max(5 %, 3 × run-to-run noise))."
+                "flagged (a change is called when the 95 % bootstrap interval of the median ratio lies "
+                "outside the no-change band ±max(5 %, 3 × run-to-run noise); a pair with an invalid "
+                "side is not comparable)."
             )
     elif history:
         changes_note = "Shown for a single run only; use edgebench history or edgebench compare."
@@ -295,6 +357,7 @@ def build_report(
         "model_facts": facts,
         "warm_cold": warm_cold,
         "failures": failures,
+        "validity": validity,
         "changes": changes,
     }
     for (dtype, provider, mode), table in devices.items():
@@ -333,6 +396,7 @@ def build_report(
         "device_types": int(result.hosts["device_type"].nunique()),
         "results": len(runs),
         "complete": int((runs["status"] == "complete").sum()),
+        "valid": int((runs["validity"] == "valid").sum()),
         "not_complete": int((runs["status"] != "complete").sum()),
         "regressions": int((changes["flag"] == "regression").sum()) if not changes.empty else 0,
         "fastest": fastest,
@@ -343,7 +407,7 @@ def build_report(
         sections = SimpleNamespace(
             title=title, overview=overview, warnings=warnings, changes=changes, changes_note=changes_note,
             devices=devices, units=units, multi_unit=multi_unit, speedup=speedup, facts=facts,
-            warm_cold=warm_cold, failures=failures, figures=figures,
+            warm_cold=warm_cold, failures=failures, figures=figures, validity=validity,
         )  # fmt: skip
         md_path.write_text(_markdown(sections))
         written.append("report.md")
@@ -384,6 +448,7 @@ def build_report(
             "facts": html_table(facts),
             "warm_cold": html_table(warm_cold),
             "failures": html_table(failures),
+            "validity": html_table(validity),
             "figure_groups": fig_groups,
             "files": written,
         }
@@ -407,8 +472,8 @@ def _markdown(report: SimpleNamespace) -> str:
         f"# {report.title}",
         "",
         f"{overview['hosts']} hosts, {overview['device_types']} device types; {overview['complete']}/"
-        f"{overview['results']} results complete; {len(report.warnings)} warnings; {overview['regressions']} "
-        "regressions since the previous run.",
+        f"{overview['results']} results complete, {overview['valid']}/{overview['results']} valid; "
+        f"{len(report.warnings)} warnings; {overview['regressions']} regressions since the previous run.",
         "",
     ]
     if report.warnings:
@@ -416,6 +481,16 @@ def _markdown(report: SimpleNamespace) -> str:
     out += ["## Changes since the previous run", "", report.changes_note, ""]
     if not report.changes.empty:
         out += [to_markdown(report.changes, columns=_CHANGE_COLUMNS), ""]
+    out += [
+        "## Validity",
+        "",
+        "Valid only from at least 64 measured images over the minimum duration, with the robust "
+        "dispersion within 10 %, no throttling seen and the correctness check passed "
+        "(docs/architecture.md, Validity).",
+        "",
+        to_markdown(report.validity) if not report.validity.empty else "None.",
+        "",
+    ]
     out += ["## Per device type and provider", ""]
     for (d, p, m), t in report.devices.items():
         out += [

@@ -1,27 +1,41 @@
 """History across runs and regression flags.
 
 Per host × model × provider × mode, the steady-state median inference time of every run (warm:
-``phases.infer_ms.p50``; cold: the median without the first image). A run is compared with the
-previous *compatible* run of the same key: same run settings (threads, graph level, provider
-options, warm-up, memory limit, decode path), a result with measured rows. The change is flagged
+``phases.infer_ms.p50``; cold: the median without the first image of each segment). A run is
+compared with the previous *compatible* run of the same key: same run settings (threads, graph
+level, provider options, warm-up, memory limit, decode path), a result with measured rows.
 
-    regression   when it is slower by more than  threshold = max(5 %, 3 × noise)
-    improvement  when it is faster by more than the same threshold
+A pair where either side is invalid (summary.json ``validity``) is ``not comparable``: never a
+regression or an improvement. Otherwise the change is called only when the bootstrap confidence
+interval (95 %, ``BOOTSTRAP_RESAMPLES`` resamples of each side's stored per-image timings) of the
+ratio of the two medians lies wholly outside the no-change band ``1 ± threshold``:
 
-where ``noise`` is the run-to-run noise of that key: the root mean square of the relative changes
-between the earlier consecutive compatible runs when there are at least two such changes, else
-(too little history) the standard error of the two medians from their own runs
-(1.2533 · std / √n each, combined in quadrature, relative to the previous median). A change of
-fingerprint between the two runs (ONNX Runtime / TensorRT / JetPack version, power mode, governor,
-kernel, the model file's sha256, …) is shown as the likely cause.
+    regression   when the interval's lower end is above  1 + threshold
+    improvement  when the interval's upper end is below  1 − threshold
+
+with ``threshold = max(5 %, 3 × noise)``, where ``noise`` is the run-to-run noise of that key: the
+root mean square of the relative changes between the earlier consecutive compatible runs when
+there are at least two such changes, else 0 (the interval alone then speaks for the within-run
+noise). A change of fingerprint between the two runs (ONNX Runtime / TensorRT / JetPack version,
+power mode, governor, kernel, the model file's sha256, …) is shown as the likely cause, and every
+compared pair names what differs between the two plans and devices that moves timings
+(``differences``: images requested, cooldown policy, threads, library versions, throttling and
+CPU clocks seen by the telemetry), as pyperf refuses to compare results whose metadata differ.
+
+The bootstrap resamples each side's timings with replacement; the median of a resample is drawn
+directly from its exact distribution (a binary search over the sorted timings with conditional
+binomial counts, ``bootstrap_medians``), which is the same distribution as resampling all n
+values and costs O(log n) per resample instead of O(n).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from edgebench.results import FINGERPRINT_FIELDS, ResultsError, find_run_dirs, run_started
@@ -29,19 +43,134 @@ from edgebench.results import FINGERPRINT_FIELDS, ResultsError, find_run_dirs, r
 from .tables import load_results
 
 __all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "CONFIDENCE",
     "MIN_CHANGE",
     "NOISE_FACTOR",
+    "bootstrap_medians",
     "changes_since_previous",
     "compare_runs",
     "format_compare",
     "format_history",
     "history_table",
     "load_history",
+    "median_ratio_interval",
 ]
 
 MIN_CHANGE = 0.05
 NOISE_FACTOR = 3.0
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
 KEY = ["host", "model", "provider", "mode"]
+
+
+def bootstrap_medians(values, resamples: int = BOOTSTRAP_RESAMPLES, rng=None) -> np.ndarray:
+    """The (lower) medians of ``resamples`` bootstrap resamples of ``values``.
+
+    A resample's median is the sorted value of rank K, where K is the first rank whose count of
+    resampled values at or below it reaches ceil(n / 2). That count is found by a binary search in
+    which each step splits the resample's n draws between the two halves of the current rank
+    interval with a binomial draw: exactly the multinomial resampling, without drawing n values."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    n = ordered.size
+    if n == 0:
+        return np.full(resamples, np.nan)
+    rng = rng if rng is not None else np.random.default_rng(0)
+    need = (n + 1) // 2
+    lo = np.zeros(resamples, dtype=np.int64)  # ranks below lo hold count_lo draws
+    hi = np.full(resamples, n, dtype=np.int64)  # ranks below hi hold count_hi draws
+    count_lo = np.zeros(resamples, dtype=np.int64)
+    count_hi = np.full(resamples, n, dtype=np.int64)
+    while True:
+        open_ = hi - lo > 1
+        if not open_.any():
+            break
+        mid = (lo + hi) // 2
+        share = np.where(open_, (mid - lo) / np.maximum(hi - lo, 1), 0.0)
+        count_mid = count_lo + rng.binomial(count_hi - count_lo, share)
+        reached = open_ & (count_mid >= need)
+        short = open_ & ~reached
+        hi = np.where(reached, mid, hi)
+        count_hi = np.where(reached, count_mid, count_hi)
+        lo = np.where(short, mid, lo)
+        count_lo = np.where(short, count_mid, count_lo)
+    return ordered[hi - 1]
+
+
+def median_ratio_interval(
+    before, after, confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(ratio, low, high)``: the ratio of the medians (after / before) and its bootstrap
+    percentile interval at ``confidence``."""
+    before = np.asarray(before, dtype=np.float64)
+    after = np.asarray(after, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    ratio = _lower_median(after) / _lower_median(before)
+    samples = bootstrap_medians(after, resamples, rng) / bootstrap_medians(before, resamples, rng)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(samples, [tail, 100.0 - tail])
+    return float(ratio), float(low), float(high)
+
+
+def _lower_median(values: np.ndarray) -> float:
+    ordered = np.sort(values)
+    return float(ordered[(ordered.size + 1) // 2 - 1])
+
+
+@lru_cache(maxsize=4096)
+def _steady_infer(path: str, mode: str, mtime: float) -> np.ndarray:
+    """Per-image infer_ms of a result (cold: without the first image of each segment)."""
+    try:  # pandas' C parser: the runtime's pure-Python reader costs ~10x more at 5000 rows
+        frame = pd.read_csv(Path(path) / "timings.csv", usecols=["infer_ms", "segment"], on_bad_lines="skip")
+    except (OSError, ValueError):
+        return np.zeros(0)
+    frame = frame.dropna()
+    infer = frame["infer_ms"].to_numpy(dtype=np.float64)
+    if mode == "cold" and infer.size:
+        segment = frame["segment"].to_numpy()
+        first = np.ones(infer.size, dtype=bool)
+        first[1:] = segment[1:] != segment[:-1]
+        infer = infer[~first]
+    return infer
+
+
+def _timings_of(row: pd.Series) -> np.ndarray:
+    path = Path(str(row["path"])) / "timings.csv"
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return np.zeros(0)
+    return _steady_infer(str(row["path"]), str(row["mode"]), mtime)
+
+
+def _valid(row: pd.Series) -> str:
+    value = row.get("validity")
+    return value if value in ("valid", "invalid") else "unknown"
+
+
+def _differences(prev: pd.Series, cur: pd.Series) -> str:
+    """What differs between two results' plans and devices that moves timings."""
+    out = []
+
+    def same(a, b) -> bool:
+        missing_a = a is None or (isinstance(a, float) and math.isnan(a))
+        missing_b = b is None or (isinstance(b, float) and math.isnan(b))
+        return (missing_a and missing_b) or a == b
+
+    for column, label in (
+        ("images_requested", "images requested"),
+        ("cooldown_policy", "cooldown"),
+        ("threads", "threads"),
+        ("throttled", "throttling seen"),
+        ("cpu_mhz_min", "lowest CPU clock (MHz)"),
+    ):
+        a, b = prev.get(column), cur.get(column)
+        if not same(a, b):
+            out.append(f"{label} {a} → {b}")
+    cause = _cause(prev, cur)
+    if cause:
+        out.append(cause)
+    return "; ".join(out)
 
 
 def load_history(results_dir: Path, run_dirs=None) -> tuple[pd.DataFrame, list[str]]:
@@ -100,14 +229,19 @@ def _flag_key(group: pd.DataFrame) -> list[dict]:
             "provider": cur["provider"],
             "mode": cur["mode"],
             "status": cur["status"],
+            "validity": _valid(cur),
             "median_ms": median,
             "previous_run": None,
             "previous_ms": None,
             "change_pct": None,
+            "ci_low_pct": None,
+            "ci_high_pct": None,
             "noise_pct": None,
             "threshold_pct": None,
             "noise_source": None,
             "flag": "",
+            "comparable": "",
+            "differences": "",
             "likely_cause": "",
         }
         usable = cur["rows"] > 0 and median is not None and not pd.isna(median) and median > 0
@@ -121,20 +255,9 @@ def _flag_key(group: pd.DataFrame) -> list[dict]:
                 noise = math.sqrt(sum(s * s for s in past) / len(past))
                 source = f"run-to-run, {len(past)} earlier changes"
             else:
-                se_a = _se(prev["steady_infer_p50"], prev["steady_infer_std"], prev["steady_infer_n"])
-                se_b = _se(median, cur["steady_infer_std"], cur["steady_infer_n"])
-                noise = (
-                    (math.hypot(se_a, se_b) / prev["steady_infer_p50"])
-                    if se_a is not None and (se_b is not None)
-                    else 0.0
-                )
-                source = "within-run standard error (fewer than 3 earlier compatible runs)"
+                noise = 0.0
+                source = "the bootstrap interval (fewer than 3 earlier compatible runs)"
             threshold = max(MIN_CHANGE, NOISE_FACTOR * noise)
-            flag = ""
-            if change > threshold:
-                flag = "regression"
-            elif change < -threshold:
-                flag = "improvement"
             row.update(
                 {
                     "previous_run": prev["run_id"],
@@ -143,13 +266,36 @@ def _flag_key(group: pd.DataFrame) -> list[dict]:
                     "noise_pct": noise * 100,
                     "threshold_pct": threshold * 100,
                     "noise_source": source,
-                    "flag": flag,
-                    "likely_cause": _cause(prev, cur) if flag else "",
+                    "differences": _differences(prev, cur),
                 }
             )
-            if not flag:
-                row["likely_cause"] = ""
-            steps.setdefault(settings, []).append(change)
+            invalid = [
+                f"{side['run_id']} invalid: {side.get('validity_reasons') or 'see its summary'}"
+                for side in (prev, cur)
+                if _valid(side) == "invalid"
+            ]
+            flag = ""
+            if invalid:
+                flag = "not comparable"
+                row["comparable"] = "; ".join(invalid)
+            else:
+                before, after = _timings_of(prev), _timings_of(cur)
+                if before.size and after.size:
+                    _ratio, low, high = median_ratio_interval(before, after)
+                    row.update({"ci_low_pct": (low - 1) * 100, "ci_high_pct": (high - 1) * 100})
+                    if low > 1 + threshold:
+                        flag = "regression"
+                    elif high < 1 - threshold:
+                        flag = "improvement"
+                unknown = [side["run_id"] for side in (prev, cur) if _valid(side) == "unknown"]
+                if unknown:
+                    row["comparable"] = (
+                        f"validity unknown for {', '.join(unknown)} (written before the runtime judged it)"
+                    )
+            row["flag"] = flag
+            row["likely_cause"] = _cause(prev, cur) if flag in ("regression", "improvement") else ""
+            if not invalid:  # an invalid pair's change is not the key's run-to-run noise
+                steps.setdefault(settings, []).append(change)
         elif usable and any(history.values()):
             row["noise_source"] = "no earlier run with the same settings"
         if usable:
@@ -218,8 +364,9 @@ def changes_since_previous(run_dir: Path, results_dir: Path | None = None) -> pd
 
 def compare_runs(run_a: Path, run_b: Path) -> pd.DataFrame:
     """Side by side, per host × model × provider × mode present in either run: status, median,
-    FPS of A and B, the change of the median, its flag against A (same rule as history, with A as
-    the previous run) and the fingerprint differences."""
+    FPS of A and B, the change of the median with its bootstrap interval, its flag against A (same
+    rule as history, with A as the previous run: "not comparable" when either side is invalid),
+    what differs between the two plans and devices, and the fingerprint differences."""
     runs, notes = load_history(None, [Path(run_a), Path(run_b)])
     if notes:
         raise ResultsError("; ".join(notes))
@@ -248,7 +395,11 @@ def compare_runs(run_a: Path, run_b: Path) -> pd.DataFrame:
                 "fps_a": ra["fps"] if ra is not None else None,
                 "fps_b": rb["fps"] if rb is not None else None,
                 "change_pct": f["change_pct"] if f is not None else None,
+                "ci_low_pct": f["ci_low_pct"] if f is not None else None,
+                "ci_high_pct": f["ci_high_pct"] if f is not None else None,
                 "flag": f["flag"] if f is not None else "",
+                "comparable": f["comparable"] if f is not None else "",
+                "differences": f["differences"] if f is not None else "",
                 "fingerprint_changes": _cause(ra, rb) if ra is not None and rb is not None else "",
             }
         )
@@ -263,6 +414,12 @@ def _num(value, spec=".2f") -> str:
 
 def _pct(value) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:+.1f} %"
+
+
+def _interval(low, high) -> str:
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return "-"
+    return f"[{low:+.1f}, {high:+.1f}] %"
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
@@ -284,11 +441,12 @@ def format_compare(table: pd.DataFrame, name_a: str = "A", name_b: str = "B") ->
         f"{name_a} ms",
         f"{name_b} ms",
         "change",
+        "95 % interval",
         "flag",
         f"{name_a} FPS",
         f"{name_b} FPS",
         "status",
-        "fingerprint changes",
+        "differences",
     ]
     rows = []
     for r in table.itertuples(index=False):
@@ -302,11 +460,12 @@ def format_compare(table: pd.DataFrame, name_a: str = "A", name_b: str = "B") ->
                 _num(r.median_ms_a),
                 _num(r.median_ms_b),
                 change,
+                _interval(r.ci_low_pct, r.ci_high_pct),
                 r.flag or "",
                 _num(r.fps_a, ".1f"),
                 _num(r.fps_b, ".1f"),
                 status,
-                (r.fingerprint_changes or "")[:80],
+                (r.comparable or r.differences or r.fingerprint_changes or "")[:100],
             ]
         )
     return _text_table(header, rows)
@@ -336,9 +495,11 @@ def format_history(table: pd.DataFrame, all_rows: bool = False) -> str:
         for r in shown.itertuples(index=False):
             change = _pct(r.change_pct)
             cause = f"; likely cause: {r.likely_cause}" if r.likely_cause else ""
+            why = f"; {r.comparable}" if r.comparable else ""
+            differs = f"; differs: {r.differences}" if r.differences and not r.likely_cause else ""
             lines.append(
                 f"  {r.run_id} {r.host} {r.model} {r.provider}-{r.mode}: {r.flag or 'no flag'} "
-                f"{change} vs {r.previous_run} (threshold {_num(r.threshold_pct, '.1f')} %)"
-                f"{cause}"
+                f"{change} {_interval(r.ci_low_pct, r.ci_high_pct)} vs {r.previous_run} "
+                f"(no-change band ±{_num(r.threshold_pct, '.1f')} %){cause}{why}{differs}"
             )
     return "\n".join(lines)

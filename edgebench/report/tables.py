@@ -21,9 +21,11 @@ from edgebench.results import (
     device_type,
     fingerprint,
     fingerprint_diff,
+    read_device_label,
     read_env,
     read_status,
     run_records,
+    validity_of,
 )
 
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
 RESULT_KEY = ("run_id", "device_type", "host", "model", "provider", "mode")
 
 PHASE_NAMES = ("decode_ms", "pre_ms", "infer_ms", "post_ms", "total_ms", "e2e_ms")
+#: trtexec's breakdown of infer_ms where the runtime timed it (TensorRT, CUDA events)
+GPU_PHASES = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
 STATS = ("mean", "std", "min", "max", "p50", "p90", "p99")
 NOT_COMPLETE = ("partial", "failed", "oom", "timeout", "skipped", "missing")
 
@@ -133,10 +137,11 @@ def _record_row(run_id: str, host: str, dtype: str, env: dict | None, record) ->
         "images_measured": images.get("measured"),
         "rows": record.rows,
     }
-    for phase in PHASE_NAMES:
+    for phase in (*PHASE_NAMES, *GPU_PHASES):
         stats = phases.get(phase) or {}
         for stat in STATS:
-            row[f"{phase}_{stat}"] = stats.get(stat)
+            value = stats.get(stat)  # p99 is null below 662 images: NaN keeps the column numeric
+            row[f"{phase}_{stat}"] = math.nan if value is None else value
     row["infer_ms_n"] = (phases.get("infer_ms") or {}).get("n")
     steady_infer = steady.get("infer_ms") or {}
     infer = phases.get("infer_ms") or {}
@@ -144,6 +149,21 @@ def _record_row(run_id: str, host: str, dtype: str, env: dict | None, record) ->
     row["steady_infer_p50"] = steady_infer.get("p50") if steady_infer else infer.get("p50")
     row["steady_infer_std"] = steady_infer.get("std") if steady_infer else infer.get("std")
     row["steady_infer_n"] = steady_infer.get("n") if steady_infer else infer.get("n")
+    validity = summary.get("validity") or {}
+    spread = summary.get("dispersion") or {}
+    row.update(
+        {
+            "validity": validity_of(summary),
+            "validity_reasons": "; ".join(validity.get("reasons") or []),
+            "robust_dispersion": spread.get("robust"),
+            "infer_ms_p90_es": infer.get("p90_early_stopping"),
+            "p99_reason": infer.get("p99_reason") or "",
+            "measured_s": summary.get("measured_s"),
+            "cooldown_policy": (summary.get("cooldown") or {}).get("policy"),
+            "threads": ((summary.get("settings") or {}).get("backend_options") or {}).get("threads"),
+            "cpu_mhz_min": (summary.get("telemetry") or {}).get("cpu_mhz_min"),
+        }
+    )
     throttling = summary.get("throttling") or {}
     energy = summary.get("energy") or {}
     telemetry = summary.get("telemetry") or {}
@@ -199,12 +219,14 @@ def load_results(run_dirs, timings: bool = False) -> ResultSet:
         for host_dir in host_paths:
             env = read_env(host_dir)
             status = read_status(host_dir) or {}
-            dtype = device_type(env) if env else device_type({"hostname": host_dir.name})
+            label = read_device_label(host_dir)
+            dtype = device_type(env, label) if env or label else device_type({"hostname": host_dir.name})
             records = run_records(host_dir)
             host_row = {
                 "run_id": run_id,
                 "host": host_dir.name,
                 "device_type": dtype,
+                "device_label": label,
                 "env_missing": env is None,
                 "cpu_model": (env or {}).get("cpu_model"),
                 "arch": (env or {}).get("arch"),
@@ -245,6 +267,7 @@ def unit_table(runs: pd.DataFrame) -> pd.DataFrame:
         "infer_ms_p99",
         "infer_ms_std",
         "stability",
+        "validity",
         "status",
     ]
     return _complete(runs)[cols].sort_values(["device_type", "provider", "mode", "model", "host"])
@@ -252,11 +275,15 @@ def unit_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """The thesis's Tables 4.1–4.21, per device type × provider × mode: model, average pre /
-    inference / post ms, FPS, p50/p90/p99, std, stability, status. Several units of one device
-    type are averaged (mean of the units' means) with the unit-to-unit spread beside: ``units``,
+    inference / post ms, FPS, p50/p90/p99, std, stability, validity ("valid" when every unit's
+    result is, "invalid" when none is, else "k/n valid"), status. Several units of one device
+    type are averaged (mean of the units' means) only when their fingerprints agree (units that
+    differ form their own table, named after the difference) with the averaged units listed in
+    ``unit_hosts`` and the unit-to-unit spread beside: ``units``,
     ``infer_spread_pct`` ((max − min) / mean of the units' mean inference times) and the units' FPS
     range. ``fastest`` marks the model with the highest FPS (bold in Markdown and HTML)."""
     tables = {}
+    runs = runs.assign(device_type=_fingerprint_variants(runs))
     for (dtype, provider, mode), group in runs.groupby(["device_type", "provider", "mode"], sort=True):
         out_rows = []
         for model, frame in group.groupby("model", sort=False):
@@ -273,20 +300,27 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
             )
             verdicts = sorted(set(done["stability"].dropna()))
             checks = sorted(set(done["correctness"].dropna()))
+            valid = int((done["validity"] == "valid").sum())
             out_rows.append(
                 {
                     "model": model,
                     "pre_ms": done["pre_ms_mean"].mean(),
                     "infer_ms": infer_means.mean(),
+                    **{phase: done[f"{phase}_mean"].astype(float).mean() for phase in GPU_PHASES},
                     "post_ms": done["post_ms_mean"].mean(),
                     "fps": done["fps"].mean(),
                     "p50_ms": done["infer_ms_p50"].mean(),
                     "p90_ms": done["infer_ms_p90"].mean(),
+                    "p90_es_ms": done["infer_ms_p90_es"].astype(float).mean(),
                     "p99_ms": done["infer_ms_p99"].mean(),
                     "std_ms": done["infer_ms_std"].mean(),
                     "stability": "/".join(verdicts) if verdicts else "unknown",
                     "correctness": "/".join(checks) if checks else None,
+                    "validity": "valid"
+                    if valid == len(done)
+                    else ("invalid" if valid == 0 else f"{valid}/{len(done)} valid"),
                     "units": int(done["host"].nunique()),
+                    "unit_hosts": ", ".join(sorted(done["host"].unique())),
                     "infer_spread_pct": spread,
                     "fps_min": done["fps"].min() if len(done) > 1 else None,
                     "fps_max": done["fps"].max() if len(done) > 1 else None,
@@ -299,6 +333,37 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
             table.loc[table["fps"].idxmax(), "fastest"] = True
         tables[(dtype, provider, mode)] = table
     return tables
+
+
+def _fingerprint_variants(runs: pd.DataFrame) -> pd.Series:
+    """Each result's device type, split where units of one type differ in what moves timings
+    (``_CAUSE_FIELDS``: library versions, power mode, governor, kernel, ...): the units that share
+    the most common fingerprint keep the type's name, the others get it with the difference named,
+    "Raspberry Pi 4 Model B [onnxruntime 1.18.0]", so that only units that agree are averaged."""
+    columns = [f"fp_{name}" for name in _CAUSE_FIELDS if f"fp_{name}" in runs]
+    if runs.empty or not columns:
+        return runs["device_type"] if "device_type" in runs else pd.Series(dtype=object)
+    signature = runs[columns].astype(object).where(runs[columns].notna(), None).apply(tuple, axis=1)
+    out = runs["device_type"].copy()
+    for dtype, index in runs.groupby("device_type").groups.items():
+        per_host = dict(zip(runs.loc[index, "host"], signature.loc[index], strict=True))
+        counts: dict[tuple, int] = {}
+        for value in per_host.values():
+            counts[value] = counts.get(value, 0) + 1
+        if len(counts) < 2:
+            continue
+        common = sorted(counts, key=lambda value: (-counts[value], str(value)))[0]
+        for position in index:
+            own = signature.loc[position]
+            if own == common:
+                continue
+            named = [
+                f"{column[3:]} {value or 'unknown'}"
+                for column, value, usual in zip(columns, own, common, strict=True)
+                if value != usual
+            ]
+            out.loc[position] = f"{dtype} [{', '.join(named)}]"
+    return out
 
 
 def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,11 @@ device-to-host copies of every input and output, with the stream synchronised be
 Python 3.6 compatible.
 """
 
-__all__ = ["Backend", "ProviderUnavailable", "parse_provider"]
+__all__ = ["BREAKDOWN", "Backend", "ProviderUnavailable", "parse_provider"]
+
+#: The stages of one inference a backend may time on the device itself (trtexec's breakdown:
+#: host-to-device copies, GPU compute, device-to-host copies), in ms, as ``last_breakdown``.
+BREAKDOWN = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
 
 
 class ProviderUnavailable(Exception):
@@ -30,6 +34,10 @@ class Backend(object):
     name = "base"
     #: provider families this backend serves, e.g. ("cpu", "cuda")
     families = ()
+    #: True when ``infer`` times the BREAKDOWN stages; after each ``infer`` ``last_breakdown`` holds
+    #: a tuple of ms per stage (None where not measured)
+    measures_breakdown = False
+    last_breakdown = None
 
     def __init__(self, provider, options=None):
         self.provider = provider

@@ -7,7 +7,9 @@ options), then reads every input/output tensor's name, shape and dtype from the 
 allocates one page-locked host buffer and one device buffer per tensor, sized to it. ``infer``
 copies every input host->device, executes, copies every output device->host, all on one stream, and
 synchronises the stream before returning, so ``infer_ms`` holds the copies. The outputs returned
-are the page-locked buffers themselves (valid until the next ``infer``).
+are the page-locked buffers themselves (valid until the next ``infer``). Four CUDA events recorded
+on the stream between those stages give trtexec's breakdown per image, ``last_breakdown`` = (H2D,
+GPU compute, D2H) in ms (``Event.time_till``); a pycuda without events leaves it None.
 
 Two API shapes, chosen by the TensorRT major version present:
 
@@ -311,6 +313,7 @@ class TensorRTBackend(Backend):
         self._ctx = None
         self._runtime = self._engine = self._context = None
         self._stream = None
+        self._events = None
         self._inputs = []  # (name, host, device)
         self._outputs = []  # (host, device) in output_names order
         self._device_buffers = []
@@ -443,6 +446,11 @@ class TensorRTBackend(Backend):
                 shapes[spec.name] = self.api.shape(spec) if any(d < 0 for d in spec.shape) else spec.shape
         plan = plan_buffers(specs, shapes)
         self._stream = cuda.Stream()
+        try:
+            self._events = [cuda.Event() for _stage in range(4)]
+        except Exception:  # an old or partial pycuda: no per-stage breakdown
+            self._events = None
+        self.measures_breakdown = bool(self._events)
         addresses = {}
         hosts = {}
         for spec, shape, nbytes in plan:
@@ -469,6 +477,9 @@ class TensorRTBackend(Backend):
     def infer(self, feeds):
         cuda = self._cuda
         stream = self._stream
+        events = self._events
+        if events:
+            events[0].record(stream)
         for name, host, device in self._inputs:
             value = feeds[name]
             if value.shape == host.shape and value.dtype == host.dtype:
@@ -480,11 +491,23 @@ class TensorRTBackend(Backend):
                     "input %s has shape %s, the engine expects %s" % (name, value.shape, host.shape)
                 )
             cuda.memcpy_htod_async(device, host, stream)
+        if events:
+            events[1].record(stream)
         if not self.api.execute(stream.handle):
             raise RuntimeError("TensorRT execution failed (%s)" % self.api.name)
+        if events:
+            events[2].record(stream)
         for host, device in self._outputs:
             cuda.memcpy_dtoh_async(host, device, stream)
+        if events:
+            events[3].record(stream)
         stream.synchronize()
+        if events:
+            self.last_breakdown = (
+                events[0].time_till(events[1]),
+                events[1].time_till(events[2]),
+                events[2].time_till(events[3]),
+            )
         return self._results
 
     def close(self):
@@ -493,6 +516,7 @@ class TensorRTBackend(Backend):
                 device.free()
         self._device_buffers = []
         self._inputs = self._outputs = self._results = []
+        self._events = None
         self._context = self._engine = self._runtime = None
         self._stream = None
         if self._ctx is not None:

@@ -21,6 +21,8 @@ def plan(artifacts_dir: Path, results_dir: Path, run_id: str, **overrides) -> st
         "edgebench_models": [MODEL],
         "edgebench_modes": ["warm"],
         "edgebench_image_count": 6,
+        # Exact row counts: no extension to the validity minimums (issue 11).
+        "edgebench_max_images": "{{ edgebench_image_count }}",
         "edgebench_warmup_count": 1,
         "edgebench_poll_interval_s": 0.5,
         "edgebench_artifacts_dir": str(artifacts_dir),

@@ -58,6 +58,7 @@ def plan(artifacts: Path, results: Path, run_id: str, **overrides) -> str:
         "edgebench_models": [MODEL],
         "edgebench_modes": ["warm"],
         "edgebench_image_count": 3,
+        "edgebench_max_images": 3,  # exact row counts: no extension to the validity minimums
         "edgebench_warmup_count": 1,
         "edgebench_threads": 1,
         "edgebench_poll_interval_s": 0.5,

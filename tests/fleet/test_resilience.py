@@ -161,6 +161,8 @@ def plan(results: Path, run_id: str, artifacts: Path, **overrides) -> str:
         "edgebench_models": SMALL,
         "edgebench_modes": ["warm"],
         "edgebench_image_count": COUNT,
+        # Exact row counts: no extension to the validity minimums (issue 11).
+        "edgebench_max_images": "{{ edgebench_image_count }}",
         "edgebench_warmup_count": 1,
         "edgebench_threads": 1,
         "edgebench_poll_interval_s": 0.5,

@@ -69,6 +69,7 @@ def test_local_benchmark_end_to_end_and_resume(artifacts_dir, tmp_path):
         "edgebench_providers": ["cpu", "cuda"],
         "edgebench_modes": ["warm", "cold"],
         "edgebench_image_count": 8,
+        "edgebench_max_images": 8,  # exact row counts: no extension to the validity minimums
         "edgebench_warmup_count": 2,
         "edgebench_poll_interval_s": 0.5,
         "edgebench_artifacts_dir": str(artifacts_dir),

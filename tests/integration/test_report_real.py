@@ -80,6 +80,8 @@ def results(tmp_path_factory, artifacts_dir):
             "warm,cold",
             "--count",
             "20",
+            "--max-images",  # exact counts below: no extension to the validity minimums
+            "20",
             "--warmup",
             "2",
             "--output",
@@ -146,7 +148,11 @@ def test_device_tables_match_the_summaries(results, report):
         assert own.loc[model, "infer_ms"] == pytest.approx(summary["phases"]["infer_ms"]["mean"])
         assert own.loc[model, "pre_ms"] == pytest.approx(summary["phases"]["pre_ms"]["mean"])
         assert own.loc[model, "fps"] == pytest.approx(summary["fps"])
-        assert own.loc[model, "p99_ms"] == pytest.approx(summary["phases"]["infer_ms"]["p99"])
+        p99 = summary["phases"]["infer_ms"]["p99"]
+        if p99 is None:  # below 662 images (issue 11): no p99, and the column holds nothing
+            assert "p99_ms" not in own or pd.isna(own.loc[model, "p99_ms"])
+        else:
+            assert own.loc[model, "p99_ms"] == pytest.approx(p99)
     assert own["fastest"].sum() == 1
     assert own.loc[own["fps"].idxmax(), "fastest"]
     pi = pd.read_csv(report / "tables" / f"device-{PI4.replace(' ', '_')}-cpu-warm.csv").set_index("model")
@@ -154,12 +160,19 @@ def test_device_tables_match_the_summaries(results, report):
         _summary(results, f"rpi4-{k}", "mobilenet_v3_small", "cpu-warm")["phases"]["infer_ms"]["mean"]
         for k in (1, 2, 3)
     ]
-    assert pi.loc["mobilenet_v3_small", "units"] == 3
-    assert pi.loc["mobilenet_v3_small", "infer_ms"] == pytest.approx(np.mean(means))
-    assert pi.loc["mobilenet_v3_small", "infer_spread_pct"] == pytest.approx(10, abs=0.5)
-    # cpu-cold: the partial and the oom unit are left out of the average
+    # Issue 11: units are averaged only when their fingerprints agree; rpi4-3's newer ONNX Runtime
+    # gives it a table of its own, so rpi4-1 and rpi4-2 (1.0 and 1.05) are averaged.
+    assert pi.loc["mobilenet_v3_small", "units"] == 2
+    assert pi.loc["mobilenet_v3_small", "unit_hosts"] == "rpi4-1, rpi4-2"
+    assert pi.loc["mobilenet_v3_small", "infer_ms"] == pytest.approx(np.mean(means[:2]))
+    assert pi.loc["mobilenet_v3_small", "infer_spread_pct"] == pytest.approx(5, abs=0.5)
+    own_table = report / "tables" / f"device-{PI4.replace(' ', '_')}_onnxruntime_9.9.9-cpu-warm.csv"
+    newer = pd.read_csv(own_table).set_index("model")
+    assert newer.loc["mobilenet_v3_small", "units"] == 1
+    assert newer.loc["mobilenet_v3_small", "infer_ms"] == pytest.approx(means[2])
+    # cpu-cold: the partial unit is left out of the average
     cold = pd.read_csv(report / "tables" / f"device-{PI4.replace(' ', '_')}-cpu-cold.csv").set_index("model")
-    assert cold.loc["mobilenet_v3_small", "units"] == 2
+    assert cold.loc["mobilenet_v3_small", "units"] == 1  # rpi4-1; rpi4-3 is in its own table (issue 11)
     assert cold.loc["mobilenet_v3_small", "status"] == "complete/partial"
 
 
@@ -206,19 +219,24 @@ def test_figures_exist_and_are_non_trivial(report):
 
 
 def test_changes_since_previous_flag_the_planted_slowdown(results):
+    # Issue 11: 20 images are too few for a valid result (64), so every pair is "not comparable",
+    # the planted 20 % slowdown included: never a regression from results that cannot carry one.
+    # (Valid results flag a planted slowdown: tests/unit/test_report_compare_stats.py.)
     history = history_table(results)
     flagged = history[history["flag"] != ""]
-    assert set(flagged["run_id"]) == {"20250104T000000Z"}
-    assert set(flagged["flag"]) == {"regression"}
-    assert set(zip(flagged["model"], flagged["mode"], strict=True)) == {
+    assert set(flagged["flag"]) == {"not comparable"}
+    assert set(flagged["run_id"]) == {"20250102T000000Z", "20250103T000000Z", "20250104T000000Z"}
+    assert flagged["comparable"].str.contains("20 measured images, under the 64").all()
+    slowed = flagged[flagged["run_id"] == "20250104T000000Z"]
+    assert set(zip(slowed["model"], slowed["mode"], strict=True)) == {
         (m, d) for m in MODELS for d in ("warm", "cold")
     }
-    assert flagged["change_pct"].between(15, 25).all()
+    assert slowed["change_pct"].between(15, 25).all()  # the change is still shown, not called
     out = build_report([results / "20250104T000000Z"], formats="csv")
     changes = pd.read_csv(out / "changes.csv")
-    assert (changes["flag"] == "regression").sum() == 4
+    assert (changes["flag"] == "regression").sum() == 0 and (changes["flag"] == "not comparable").sum() == 4
     quiet = changes_since_previous(results / "20250103T000000Z")
-    assert (quiet["flag"].fillna("") == "").all() and len(quiet) == 4
+    assert (quiet["flag"].fillna("") == "not comparable").all() and len(quiet) == 4
 
 
 def test_clear_errors_for_bad_runs(tmp_path):
@@ -282,4 +300,5 @@ def test_html_in_headless_chromium(report, tmp_path):
     for required in ("fleet", "facts", "warm-cold", "failure-table", "units"):
         assert tables.get(required, 0) > 0, (required, tables)
     assert tables["failure-table"] == 4 * 4 + 2
-    assert sum(1 for name in tables if name.startswith("device-")) == 4  # 2 device types × cpu × 2 modes
+    # 2 device types, and rpi4-3's newer ONNX Runtime in a table of its own (issue 11), × cpu × 2 modes
+    assert sum(1 for name in tables if name.startswith("device-")) == 6

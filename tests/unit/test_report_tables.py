@@ -90,7 +90,11 @@ def test_runs_table_carries_every_summary_statistic(fleet):
     row = runs.loc[("pi-b", "slow", "cpu", "warm")]
     for phase in ("pre_ms", "infer_ms", "post_ms", "total_ms", "e2e_ms"):
         for stat in ("mean", "std", "p50", "p90", "p99", "min", "max"):
-            assert row[f"{phase}_{stat}"] == pytest.approx(summary["phases"][phase][stat])
+            expected = summary["phases"][phase][stat]
+            if expected is None:  # p99 from fewer than 662 images is null (issue 11): NaN here
+                assert pd.isna(row[f"{phase}_{stat}"])
+                continue
+            assert row[f"{phase}_{stat}"] == pytest.approx(expected)
     assert row["fps"] == pytest.approx(summary["fps"])
     assert row["device_type"] == PI4
     assert row["fp_onnxruntime"] == "1.17.1"
@@ -104,18 +108,24 @@ def test_runs_table_carries_every_summary_statistic(fleet):
 
 
 def test_units_of_a_device_type_are_averaged_with_their_spread(fleet):
+    # Issue 11: units are averaged only when their fingerprints agree; pi-c runs a newer ONNX
+    # Runtime, so pi-a and pi-b are averaged and pi-c has a table of its own naming the difference.
     runs = load_results([fleet]).runs
-    table = device_tables(runs)[(PI4, "cpu", "warm")].set_index("model")
-    means = [
-        _summary(fleet, h, "slow", "cpu-warm")["phases"]["infer_ms"]["mean"] for h in ("pi-a", "pi-b", "pi-c")
-    ]
-    fps = [_summary(fleet, h, "slow", "cpu-warm")["fps"] for h in ("pi-a", "pi-b", "pi-c")]
+    tables = device_tables(runs)
+    table = tables[(PI4, "cpu", "warm")].set_index("model")
+    means = [_summary(fleet, h, "slow", "cpu-warm")["phases"]["infer_ms"]["mean"] for h in ("pi-a", "pi-b")]
+    fps = [_summary(fleet, h, "slow", "cpu-warm")["fps"] for h in ("pi-a", "pi-b")]
     row = table.loc["slow"]
-    assert row["units"] == 3
+    assert row["units"] == 2 and row["unit_hosts"] == "pi-a, pi-b"
     assert row["infer_ms"] == pytest.approx(np.mean(means))
     assert row["infer_spread_pct"] == pytest.approx((max(means) - min(means)) / np.mean(means) * 100)
-    assert 15 < row["infer_spread_pct"] < 25  # the units run at 0.9x, 1.0x, 1.1x
+    assert 5 < row["infer_spread_pct"] < 15  # the units run at 1.0x and 1.1x
     assert (row["fps_min"], row["fps_max"]) == (pytest.approx(min(fps)), pytest.approx(max(fps)))
+    own = tables[(f"{PI4} [onnxruntime 1.18.0]", "cpu", "warm")].set_index("model")
+    assert own.loc["slow", "units"] == 1 and own.loc["slow", "unit_hosts"] == "pi-c"
+    assert own.loc["slow", "infer_ms"] == pytest.approx(
+        _summary(fleet, "pi-c", "slow", "cpu-warm")["phases"]["infer_ms"]["mean"]
+    )
     # "big" has a partial unit and an oom unit: not averaged in, its status says why.
     assert table.loc["big", "units"] == 0 and table.loc["big", "status"] == "oom/partial"
     assert table["fastest"].tolist() == [m == "fast" for m in table.index]

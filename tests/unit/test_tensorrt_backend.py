@@ -217,3 +217,71 @@ def test_int8_without_calibration_images_is_skipped(monkeypatch, tmp_path):
 def test_unknown_precision_reported():
     ok, reason = provider_availability("tensorrt-int4")
     assert not ok and "precision" in reason
+
+
+@pytest.mark.parametrize("version", ["8.2.1.8", "10.3.0"])
+def test_cuda_events_give_trtexecs_breakdown_per_image(monkeypatch, tmp_path, version):
+    # The fake stream's clock: copies 1 ms per KiB, execution 2.5 ms; events read it where recorded.
+    install(monkeypatch, version)
+    directory, manifest = _artifact(
+        tmp_path, IO_IN, IO_OUT, manifest_inputs=[{**IO_IN[0], "shape": [1, 3, 4, 4]}]
+    )
+    backend = create_backend("tensorrt-fp32")
+    backend.load(directory, manifest)
+    assert backend.measures_breakdown and backend.last_breakdown is None
+    backend.infer({"images": np.ones((1, 3, 4, 4), np.float32)})
+    h2d, compute, d2h = backend.last_breakdown
+    assert h2d == pytest.approx(192 / 1024) and compute == pytest.approx(2.5)
+    assert d2h == pytest.approx((40 + 64 + 10) / 1024)
+    backend.close()
+
+
+def test_no_breakdown_where_pycuda_has_no_events(monkeypatch, tmp_path):
+    install(monkeypatch, "10.3.0", events=False)
+    directory, manifest = _artifact(
+        tmp_path, IO_IN, IO_OUT[:1], manifest_inputs=[{**IO_IN[0], "shape": [1, 3, 4, 4]}]
+    )
+    backend = create_backend("tensorrt-fp32")
+    backend.load(directory, manifest)
+    backend.infer({"images": np.ones((1, 3, 4, 4), np.float32)})
+    assert not backend.measures_breakdown and backend.last_breakdown is None
+    backend.close()
+
+
+def test_the_measured_loop_records_the_breakdown_beside_each_row(monkeypatch, tmp_path):
+    from edgebench_runtime.bench import compose_summary, measure
+    from edgebench_runtime.results import BreakdownWriter, TimingsWriter, read_breakdown
+
+    install(monkeypatch, "10.3.0")
+    directory, manifest = _artifact(
+        tmp_path, IO_IN, IO_OUT[:1], manifest_inputs=[{**IO_IN[0], "shape": [1, 3, 4, 4]}]
+    )
+    backend = create_backend("tensorrt-fp16")
+    backend.load(directory, manifest)
+
+    class Pipeline:
+        def preprocess(self, image):
+            return {"images": np.ones((1, 3, 4, 4), np.float32)}, {}
+
+        def postprocess(self, outputs, geometry):
+            return None
+
+        def brief(self, result):
+            return ""
+
+    results = tmp_path / "out"
+    results.mkdir()
+    writer = TimingsWriter(str(results / "timings.csv"))
+    breakdown = BreakdownWriter(str(results / "gpu_timings.csv"))
+    measure(backend, Pipeline(), ["a.jpg"], writer, 0, 3, 0, 0, decode=lambda p: None, breakdown=breakdown)
+    writer.close()
+    breakdown.close()
+    stages = read_breakdown(str(results / "gpu_timings.csv"))
+    assert stages["index"].tolist() == [0, 1, 2]
+    assert stages["gpu_compute_ms"].tolist() == [2.5, 2.5, 2.5]
+    job = {"result_dir": str(results), "count": 3, "model": "toy", "provider": "tensorrt-fp16"}
+    job.update({"mode": "warm", "warmup": 0})
+    summary = compose_summary(job, "complete")
+    assert summary["phases"]["gpu_compute_ms"]["mean"] == pytest.approx(2.5)
+    assert summary["phases"]["h2d_ms"]["n"] == 3 and summary["gpu_breakdown"]["n"] == 3
+    backend.close()

@@ -272,6 +272,7 @@ def make_trt(version="10.3.0", state=None, old_workspace_api=False):
                 data = np.full(shape, mean + j, dtype=_NP[_DTYPES[spec["dtype"]]])
                 memory[self.addresses[spec["name"]]][: data.nbytes] = data.tobytes()
             state["cuda"].log.append(("execute", stream_handle))
+            state["cuda"].clock_ms += state["cuda"].execute_ms
             return True
 
     class Context8(ContextBase):
@@ -339,14 +340,38 @@ class FakeCuda(types.ModuleType):
 
     devices = 1
 
-    def __init__(self, gpu_name="Orin (nvgpu)", capability=(8, 7)):
+    def __init__(self, gpu_name="Orin (nvgpu)", capability=(8, 7), events=True):
         super().__init__("pycuda.driver")
         self.gpu_name, self.capability = gpu_name, capability
         self.memory = {}
         self.log = []
         self.pinned = []
         self.VERSION_TEXT = "2024.1-fake"
+        # The stream's clock: copies take 1 ms per KiB, an execution ``execute_ms``; CUDA events
+        # read it where they are recorded, as real events time the stream's work.
+        self.clock_ms = 0.0
+        self.execute_ms = 2.5
         cuda = self
+
+        class Event:
+            def __init__(self, flags=0):
+                self.at = None
+
+            def record(self, stream=None):
+                self.at = cuda.clock_ms
+                return self
+
+            def synchronize(self):
+                return self
+
+            def time_till(self, other):
+                return other.at - self.at
+
+            def time_since(self, other):
+                return self.at - other.at
+
+        if events:
+            self.Event = Event
 
         class Device(FakeDevice):
             def __init__(self, index):
@@ -389,6 +414,7 @@ class FakeCuda(types.ModuleType):
     def memcpy_htod_async(self, device, host, stream=None):
         self.memory[int(device)][: host.nbytes] = host.tobytes()
         self.log.append(("htod", int(device), host.nbytes))
+        self.clock_ms += host.nbytes / 1024.0
 
     def memcpy_htod(self, device, host):
         self.memcpy_htod_async(device, host)
@@ -397,15 +423,25 @@ class FakeCuda(types.ModuleType):
         raw = bytes(self.memory[int(device)][: host.nbytes])
         host[...] = np.frombuffer(raw, dtype=host.dtype).reshape(host.shape)
         self.log.append(("dtoh", int(device), host.nbytes))
+        self.clock_ms += host.nbytes / 1024.0
 
 
-def install(monkeypatch, version="10.3.0", state=None, gpu_name="Orin (nvgpu)", capability=(8, 7), **kwargs):
-    """Patch the backend to see the fake tensorrt + pycuda; returns (trt, cuda, state)."""
+def install(
+    monkeypatch,
+    version="10.3.0",
+    state=None,
+    gpu_name="Orin (nvgpu)",
+    capability=(8, 7),
+    events=True,
+    **kwargs,
+):
+    """Patch the backend to see the fake tensorrt + pycuda; returns (trt, cuda, state). ``events``
+    False: a pycuda without CUDA events (the per-stage breakdown is then absent)."""
     from edgebench_runtime.backends import tensorrt as backend_module
 
     state = state if state is not None else {}
     trt = make_trt(version, state, **kwargs)
-    cuda = FakeCuda(gpu_name, capability)
+    cuda = FakeCuda(gpu_name, capability, events)
     state["cuda"] = cuda
     monkeypatch.setattr(backend_module, "_tensorrt", lambda: trt)
     monkeypatch.setattr(backend_module, "_cuda", lambda: cuda)
