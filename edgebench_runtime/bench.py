@@ -45,18 +45,14 @@ from .results import (
 __all__ = [
     "CHILD_EXIT",
     "DEFAULT_MAX_IMAGES",
-    "IMAGE_EXTENSIONS",
-    "ImageSourceError",
     "compose_summary",
     "extension_target",
     "is_memory_error",
-    "list_images",
     "measure",
     "run_child",
     "split_warmup",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 CHILD_EXIT = {"complete": 0, "failed": 10, "oom": 11, "skipped": 12, "enospc": 13}
 
 #: The cap on a run that extends itself to the validity minimums (``edgebench_max_images``): at
@@ -74,29 +70,8 @@ _UTC = datetime.timezone.utc
 _MEMORY_TEXT = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory", "memoryerror")
 
 
-class ImageSourceError(Exception):
-    """The image folder is missing, not a folder, or holds no image files."""
-
-
 class NoReadableImages(Exception):
     pass
-
-
-def list_images(folder):
-    """Sorted image files (JPEG/PNG/BMP) of ``folder``; raises ImageSourceError."""
-    folder = str(folder)
-    if not os.path.exists(folder):
-        raise ImageSourceError("image folder %s does not exist" % folder)
-    if not os.path.isdir(folder):
-        raise ImageSourceError("image source %s is not a folder" % folder)
-    names = sorted(
-        name
-        for name in os.listdir(folder)
-        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))
-    )
-    if not names:
-        raise ImageSourceError("image folder %s holds no JPEG/PNG/BMP files" % folder)
-    return [os.path.join(folder, name) for name in names]
 
 
 def split_warmup(paths, warmup):

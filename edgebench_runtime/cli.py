@@ -69,12 +69,19 @@ def build_parser():
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--artifacts", required=True, help="artifacts directory (one folder per model)")
-    run.add_argument("--models", default="all", help="comma-separated model names, or 'all' (default)")
     run.add_argument(
-        "--providers", default="cpu", help="comma-separated: cpu, cuda, tensorrt[-fp16] (default cpu)"
+        "--plan",
+        default=None,
+        help="the run plan file (plan.py) the playbooks push; --models, --providers and --modes then "
+        "narrow it to one unit of work, --output replaces its output path, and the plan's settings "
+        "replace the flags below",
     )
-    run.add_argument("--modes", default="warm", help="comma-separated: warm, cold (default warm)")
+    run.add_argument("--artifacts", default=None, help="artifacts directory (one folder per model)")
+    run.add_argument("--models", default=None, help="comma-separated model names, or 'all' (default)")
+    run.add_argument(
+        "--providers", default=None, help="comma-separated: cpu, cuda, tensorrt[-fp16] (default cpu)"
+    )
+    run.add_argument("--modes", default=None, help="comma-separated: warm, cold (default warm)")
     run.add_argument("--images", default=None, help="image folder (default ARTIFACTS/images)")
     run.add_argument("--count", type=int, default=100, help="measured images per run; cycled (default 100)")
     run.add_argument("--warmup", type=int, default=10, help="warm-up inferences in warm mode (default 10)")
@@ -115,7 +122,7 @@ def build_parser():
     )
     run.add_argument("--timeout", type=float, default=None, help="seconds per model x provider x mode")
     run.add_argument("--cooldown", default="none", help="none | fixed:SECONDS | thermal[:DELTA_C[:CAP_S]]")
-    run.add_argument("--output", required=True, help="output directory (results/<run_id>/<host>)")
+    run.add_argument("--output", default=None, help="output directory (results/<run_id>/<host>)")
     run.add_argument("--force", action="store_true", help="redo runs that already have results")
     run.add_argument("--memory-limit-mb", type=int, default=None, help="RLIMIT_AS of each child (MiB)")
     run.add_argument(
@@ -146,10 +153,16 @@ def build_parser():
         "engines",
         help="build (or find cached) TensorRT engines; one line per model x precision: built | cached",
     )
-    engines.add_argument("--artifacts", required=True, help="artifacts directory (one folder per model)")
-    engines.add_argument("--models", required=True, help="comma-separated model names")
     engines.add_argument(
-        "--precisions", default="fp16", help="comma-separated: fp32, fp16, int8 (default fp16)"
+        "--plan",
+        default=None,
+        help="the run plan file: its models, TensorRT precisions, workspace and calibration images "
+        "(the run looks the engines up with the same ones)",
+    )
+    engines.add_argument("--artifacts", default=None, help="artifacts directory (one folder per model)")
+    engines.add_argument("--models", default=None, help="comma-separated model names")
+    engines.add_argument(
+        "--precisions", default=None, help="comma-separated: fp32, fp16, int8 (default fp16)"
     )
     engines.add_argument(
         "--workspace-mb", type=int, default=None, help="builder memory pool limit in MiB (default 1024)"
@@ -163,50 +176,73 @@ def build_parser():
     return parser
 
 
-def _run(args):
+def _invocation_options(args):
+    """What belongs to this invocation rather than to the plan."""
     import shlex
 
-    from .supervisor import EXIT, InputError, Plan, UsageError, run_plan
+    return {
+        "force": args.force,
+        "memory_limit_mb": args.memory_limit_mb,
+        "child_prefix": shlex.split(args.child_prefix) if args.child_prefix else None,
+        "telemetry_interval": args.telemetry_interval,
+        "use_cv2": {"auto": None, "cv2": True, "pillow": False}[args.decode],
+        "progress": {"auto": None, "always": True, "never": False}[args.progress],
+        "log": (lambda text: None) if args.quiet else None,
+    }
+
+
+def _plan_from_arguments(args):
+    from .plan import Plan, UsageError
 
     try:
         options = _key_values(args.provider_option)
         config = _key_values(args.session_config).get("", {})
     except argparse.ArgumentTypeError as exc:
-        sys.stderr.write("edgebench-runtime run: %s\n" % exc)
-        return EXIT["usage"]
+        raise UsageError(str(exc)) from None
+    if args.artifacts is None or args.output is None:
+        raise UsageError("--artifacts and --output are needed (or a --plan that holds them)")
     if args.min_duration is not None and args.min_duration < 0:
-        sys.stderr.write("edgebench-runtime run: --min-duration must be 0 or more seconds\n")
-        return EXIT["usage"]
+        raise UsageError("--min-duration must be 0 or more seconds")
     if args.max_images is not None and args.max_images < 1:
-        sys.stderr.write("edgebench-runtime run: --max-images must be at least 1\n")
-        return EXIT["usage"]
+        raise UsageError("--max-images must be at least 1")
+    return Plan(
+        artifacts_dir=args.artifacts,
+        models=_csv(args.models or "all"),
+        providers=_csv(args.providers or "cpu"),
+        modes=_csv(args.modes or "warm"),
+        images_dir=args.images,
+        count=args.count,
+        warmup=args.warmup,
+        threads=args.threads,
+        inter_op_threads=args.inter_op_threads,
+        graph_optimization_level=args.graph_opt,
+        provider_options=options,
+        session_config=config,
+        timeout_s=args.timeout,
+        cooldown=args.cooldown,
+        output_dir=args.output,
+        min_duration_s=args.min_duration,
+        max_images=args.max_images,
+        **_invocation_options(args)
+    )
+
+
+def _run(args):
+    from .plan import InputError, UsageError, load_plan
+    from .supervisor import EXIT, run_plan
+
     try:
-        plan = Plan(
-            artifacts_dir=args.artifacts,
-            models=_csv(args.models),
-            providers=_csv(args.providers),
-            modes=_csv(args.modes),
-            images_dir=args.images,
-            count=args.count,
-            warmup=args.warmup,
-            threads=args.threads,
-            inter_op_threads=args.inter_op_threads,
-            graph_optimization_level=args.graph_opt,
-            provider_options=options,
-            session_config=config,
-            timeout_s=args.timeout,
-            cooldown=args.cooldown,
-            output_dir=args.output,
-            force=args.force,
-            memory_limit_mb=args.memory_limit_mb,
-            child_prefix=shlex.split(args.child_prefix) if args.child_prefix else None,
-            telemetry_interval=args.telemetry_interval,
-            use_cv2={"auto": None, "cv2": True, "pillow": False}[args.decode],
-            progress={"auto": None, "always": True, "never": False}[args.progress],
-            log=(lambda text: None) if args.quiet else None,
-            min_duration_s=args.min_duration,
-            max_images=args.max_images,
-        )
+        if args.plan:
+            plan = load_plan(
+                args.plan,
+                models=_csv(args.models) if args.models else None,
+                providers=_csv(args.providers) if args.providers else None,
+                modes=_csv(args.modes) if args.modes else None,
+                output_dir=args.output,
+                **_invocation_options(args)
+            )
+        else:
+            plan = _plan_from_arguments(args)
         return run_plan(plan)
     except ValueError as exc:  # cooldown policy parsing
         sys.stderr.write("edgebench-runtime run: %s\n" % exc)
@@ -217,6 +253,42 @@ def _run(args):
     except InputError as exc:
         sys.stderr.write("edgebench-runtime run: %s\n" % exc)
         return EXIT["input"]
+
+
+def _engines(args):
+    from .engines import DEFAULT_WORKSPACE_MB, build_engines
+    from .plan import UsageError, read_plan, tensorrt_options
+    from .vocabulary import parse_provider
+
+    if args.plan:
+        try:
+            data = read_plan(args.plan)
+        except UsageError as exc:
+            sys.stderr.write("edgebench-runtime engines: %s\n" % exc)
+            return 2
+        trt = tensorrt_options(data)
+        precisions = [p for f, p in map(parse_provider, data["providers"]) if f == "tensorrt"]
+        return build_engines(
+            os.path.expanduser(data["paths"]["artifacts"]),
+            _csv(args.models) if args.models else data["models"],
+            _csv(args.precisions) if args.precisions else precisions,
+            workspace_mb=trt["workspace_mb"],
+            engine_cache=args.engine_cache,
+            calibration_images=trt["calibration_images"],
+            device_id=args.device_id,
+        )
+    if args.artifacts is None or args.models is None:
+        sys.stderr.write("edgebench-runtime engines: --artifacts and --models are needed (or --plan)\n")
+        return 2
+    return build_engines(
+        args.artifacts,
+        _csv(args.models),
+        _csv(args.precisions or "fp16"),
+        workspace_mb=args.workspace_mb or DEFAULT_WORKSPACE_MB,
+        engine_cache=args.engine_cache,
+        calibration_images=args.calibration_images,
+        device_id=args.device_id,
+    )
 
 
 def _verify(args):
@@ -273,17 +345,7 @@ def main(argv=None):
         if args.command == "summarize":
             return _summarize(args)
         if args.command == "engines":
-            from .engines import DEFAULT_WORKSPACE_MB, build_engines
-
-            return build_engines(
-                args.artifacts,
-                _csv(args.models),
-                _csv(args.precisions),
-                workspace_mb=args.workspace_mb or DEFAULT_WORKSPACE_MB,
-                engine_cache=args.engine_cache,
-                calibration_images=args.calibration_images,
-                device_id=args.device_id,
-            )
+            return _engines(args)
         if args.command == "_child":
             from .bench import run_child
 

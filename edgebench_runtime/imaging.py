@@ -7,6 +7,8 @@ filters beyond their own kernels, so small differences remain at strong downscal
 Python 3.6 compatible: no dataclasses, no f-string ``=``, no walrus.
 """
 
+import os
+
 import numpy as np
 
 try:  # OpenCV is optional on devices.
@@ -18,11 +20,16 @@ except ImportError:  # pragma: no cover - depends on the device
 
 __all__ = [
     "HAVE_CV2",
+    "IMAGE_EXTENSIONS",
     "PILLOW_TOLERANCE",
     "ImageDecodeError",
+    "ImageSourceError",
     "Preprocessor",
     "decode_image",
+    "list_images",
 ]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 HAVE_CV2 = cv2 is not None
 # Largest difference (in normalised tensor units, ImageNet std) seen between the cv2 and Pillow
@@ -234,3 +241,24 @@ class Preprocessor(object):
             plane[top + height :] = value
             plane[top : top + height, :left] = value
             plane[top : top + height, left + width :] = value
+
+
+class ImageSourceError(Exception):
+    """The image folder is missing, not a folder, or holds no image files."""
+
+
+def list_images(folder):
+    """Sorted image files (JPEG/PNG/BMP) of ``folder``; raises ImageSourceError."""
+    folder = str(folder)
+    if not os.path.exists(folder):
+        raise ImageSourceError("image folder %s does not exist" % folder)
+    if not os.path.isdir(folder):
+        raise ImageSourceError("image source %s is not a folder" % folder)
+    names = sorted(
+        name
+        for name in os.listdir(folder)
+        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))
+    )
+    if not names:
+        raise ImageSourceError("image folder %s holds no JPEG/PNG/BMP files" % folder)
+    return [os.path.join(folder, name) for name in names]

@@ -29,11 +29,12 @@ import subprocess
 import sys
 import time
 
-from .bench import CHILD_EXIT, ImageSourceError, compose_summary, list_images
-from .cooldown import parse_policy
+from .bench import CHILD_EXIT, compose_summary
 from .manifest import ArtifactError, load_manifest, verify_artifact
+from .plan import InputError, Plan, UsageError, validate
 from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings, validity
 from .telemetry import Sampler, summarize_telemetry
+from .vocabulary import BAD_STATUSES
 
 __all__ = [
     "EXIT",
@@ -49,19 +50,9 @@ __all__ = [
 ]
 
 EXIT = {"ok": 0, "internal": 1, "usage": 2, "input": 3, "incomplete": 4, "interrupted": 130}
-MODES = ("warm", "cold")
-BAD_STATUSES = ("failed", "oom", "timeout", "partial")
 #: summary.json is first written padded to this size, so that the final summary can be rewritten in
 #: place when the disk fills up during the run.
 SUMMARY_RESERVE_BYTES = 16384
-
-
-class UsageError(Exception):
-    """Bad arguments: unknown provider or mode, bad cooldown policy (exit 2)."""
-
-
-class InputError(Exception):
-    """Missing artifacts/model/images, output dir not writable (exit 3)."""
 
 
 class Interrupted(Exception):
@@ -72,134 +63,6 @@ def _iso(when=None):
     return datetime.datetime.fromtimestamp(
         time.time() if when is None else when, datetime.timezone.utc
     ).isoformat()
-
-
-class Plan(object):
-    """Everything ``run`` needs; the CLI fills it from arguments."""
-
-    def __init__(
-        self,
-        artifacts_dir,
-        models,
-        providers=("cpu",),
-        modes=("warm",),
-        images_dir=None,
-        count=100,
-        warmup=10,
-        threads=None,
-        inter_op_threads=None,
-        graph_optimization_level="all",
-        provider_options=None,
-        session_config=None,
-        timeout_s=None,
-        cooldown="none",
-        output_dir="results",
-        force=False,
-        memory_limit_mb=None,
-        child_prefix=None,
-        telemetry_interval=1.0,
-        use_cv2=None,
-        progress=None,
-        fsync_interval=1.0,
-        status_interval=1.0,
-        log=None,
-        min_duration_s=None,
-        max_images=None,
-    ):
-        self.artifacts_dir = str(artifacts_dir)
-        self.models = list(models)
-        self.providers = list(providers)
-        self.modes = list(modes)
-        self.images_dir = str(images_dir) if images_dir else os.path.join(self.artifacts_dir, "images")
-        self.count = int(count)
-        self.warmup = int(warmup)
-        self.threads = threads
-        self.inter_op_threads = inter_op_threads
-        self.graph_optimization_level = graph_optimization_level
-        self.provider_options = dict(provider_options or {})
-        self.session_config = dict(session_config or {})
-        self.timeout_s = timeout_s
-        self.cooldown = parse_policy(cooldown) if isinstance(cooldown, str) else cooldown
-        self.output_dir = str(output_dir)
-        self.force = bool(force)
-        self.memory_limit_mb = memory_limit_mb
-        self.child_prefix = list(child_prefix or [])
-        self.telemetry_interval = telemetry_interval
-        self.use_cv2 = use_cv2
-        self.progress = sys.stderr.isatty() if progress is None else progress
-        self.fsync_interval = fsync_interval
-        self.status_interval = status_interval
-        self.log = log or (lambda text: sys.stderr.write(text + "\n"))
-        # The validity minimums a run extends itself to (bench.py), and its cap.
-        self.min_duration_s = None if min_duration_s is None else float(min_duration_s)
-        self.max_images = None if max_images is None else int(max_images)
-
-    def backend_options(self, provider):
-        family = provider.split("-", 1)[0]
-        return {
-            "threads": self.threads,
-            "inter_op_threads": self.inter_op_threads,
-            "graph_optimization_level": self.graph_optimization_level,
-            "provider_options": dict(self.provider_options.get(family, {})),
-            "session_config": self.session_config,
-        }
-
-
-def validate(plan):
-    """Raise UsageError / InputError before anything runs; returns the image list."""
-    from .backends import known_families, parse_provider
-
-    if plan.count < 1:
-        raise UsageError("--count must be at least 1")
-    if plan.warmup < 0:
-        raise UsageError("--warmup must be >= 0")
-    for mode in plan.modes:
-        if mode not in MODES:
-            raise UsageError("unknown mode %r (known: %s)" % (mode, ", ".join(MODES)))
-    for provider in plan.providers:
-        if parse_provider(provider)[0] not in known_families():
-            raise UsageError("unknown provider %r (known: cpu, cuda, tensorrt[-fp32|-fp16|-int8])" % provider)
-    if not os.path.isdir(plan.artifacts_dir):
-        raise InputError("artifacts directory %s does not exist" % plan.artifacts_dir)
-    available = sorted(
-        name
-        for name in os.listdir(plan.artifacts_dir)
-        if os.path.isfile(os.path.join(plan.artifacts_dir, name, "manifest.json"))
-    )
-    if plan.models in (["all"], []):
-        plan.models = available
-        if not available:
-            raise InputError("no artifacts (directories with manifest.json) in %s" % plan.artifacts_dir)
-    for model in plan.models:
-        if model not in available:
-            import difflib
-
-            close = difflib.get_close_matches(model, available, 3)
-            raise InputError(
-                "unknown model %r: no %s/%s/manifest.json%s"
-                % (
-                    model,
-                    plan.artifacts_dir,
-                    model,
-                    (" (did you mean %s?)" % ", ".join(close))
-                    if close
-                    else (" (available: %s)" % ", ".join(available[:20]) if available else ""),
-                )
-            )
-    try:
-        images = list_images(plan.images_dir)
-    except ImageSourceError as exc:
-        raise InputError(str(exc)) from None
-    try:
-        if not os.path.isdir(plan.output_dir):
-            os.makedirs(plan.output_dir)
-        probe_path = os.path.join(plan.output_dir, ".write-test-%d" % os.getpid())
-        with open(probe_path, "w") as handle:
-            handle.write("ok")
-        os.unlink(probe_path)
-    except (IOError, OSError) as exc:
-        raise InputError("output directory %s is not writable: %s" % (plan.output_dir, exc)) from None
-    return images
 
 
 class StatusFile(object):

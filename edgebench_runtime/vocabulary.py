@@ -6,7 +6,7 @@ the report and both command lines use these; nothing else spells them out.
 Python 3.6 compatible; imports nothing of the runtime (the bottom layer).
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 __all__ = [
     "BAD_STATUSES",
@@ -44,8 +44,7 @@ TENSORRT_DEFAULT_PRECISION = "fp16"
 MODES = ("warm", "cold")
 
 
-def parse_provider(provider):
-    # type: (str) -> Tuple[str, Optional[str]]
+def parse_provider(provider: str) -> Tuple[str, Optional[str]]:
     """``"tensorrt-fp16"`` -> ``("tensorrt", "fp16")``; ``"cpu"`` -> ``("cpu", None)``."""
     text = str(provider).strip().lower()
     if "-" in text:
@@ -54,8 +53,7 @@ def parse_provider(provider):
     return text, None
 
 
-def provider_name(family, precision=None):
-    # type: (str, Optional[str]) -> str
+def provider_name(family: str, precision: Optional[str] = None) -> str:
     """The provider's one name: ``tensorrt-fp16`` for TensorRT (its default precision when none is
     given), the family alone for the others."""
     if family == "tensorrt":
@@ -63,8 +61,7 @@ def provider_name(family, precision=None):
     return family
 
 
-def provider_names(families, precisions):
-    # type: (list, list) -> list
+def provider_names(families: List[str], precisions: List[str]) -> List[str]:
     """Provider names for families and TensorRT precisions: ``[cpu, tensorrt]`` x ``[fp16, int8]`` ->
     ``[cpu, tensorrt-fp16, tensorrt-int8]``."""
     names = []

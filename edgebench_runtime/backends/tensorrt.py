@@ -230,8 +230,7 @@ def plan_buffers(specs, shapes):
 
 
 def _calibration_batches(folder, manifest, use_cv2=None, limit=500):
-    from ..bench import list_images
-    from ..imaging import Preprocessor, decode_image
+    from ..imaging import Preprocessor, decode_image, list_images
 
     spec = manifest.get("input") or {}
     preprocess = Preprocessor(
@@ -248,7 +247,7 @@ def _calibration_batches(folder, manifest, use_cv2=None, limit=500):
 def _calibration_digest(folder, limit=500):
     import hashlib
 
-    from ..bench import list_images
+    from ..imaging import list_images
     from ..manifest import sha256_file
 
     digest = hashlib.sha256()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from edgebench_runtime import bench
-from edgebench_runtime.bench import ImageSourceError, NoReadableImages, is_memory_error, list_images, measure
+from edgebench_runtime.bench import NoReadableImages, is_memory_error, measure
+from edgebench_runtime.imaging import ImageSourceError, list_images
 from edgebench_runtime.imaging import ImageDecodeError
 from edgebench_runtime.results import TimingsWriter, read_timings
 
