@@ -424,6 +424,24 @@ def _cmd_wheelhouse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_plan_check(args: argparse.Namespace) -> int:
+    import json
+
+    from edgebench.plan_check import check_plans
+
+    try:
+        if args.plans == "-":
+            answer = check_plans(json.load(sys.stdin))
+        else:
+            with open(args.plans) as handle:
+                answer = check_plans(json.load(handle))
+    except (OSError, ValueError) as exc:
+        print(f"error: {args.plans}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(answer, indent=1))
+    return EXIT_FAILED if any(answer["problems"].values()) else EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgebench", description="Benchmark neural networks on a fleet of edge devices."
@@ -559,6 +577,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     download.add_argument("requirements", nargs="*", help="requirement specifiers, e.g. numpy>=1.19")
     wheelhouse.set_defaults(func=_cmd_wheelhouse)
+
+    plan_check = commands.add_parser(
+        "plan-check",
+        help="check run plans (the validate play's): print the vocabulary and each device's problems",
+    )
+    plan_check.add_argument("plans", help="JSON file {host: plan}; - for standard input")
+    plan_check.set_defaults(func=_cmd_plan_check)
 
     compare = commands.add_parser("compare", help="two runs side by side")
     compare.add_argument("run_a")

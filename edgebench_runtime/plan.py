@@ -2,9 +2,10 @@
 
 The validate play computes the plan once per device (``edgebench_plan``, from the ``edgebench_*``
 variables), checks it with :func:`check_plan` on the controller (``edgebench plan-check``), and the
-engines and run roles push it to the device as ``plans/<run_id>.json``: ``edgebench-runtime run
---plan`` and ``edgebench-runtime engines --plan`` read that file, so the engines the engines phase
-builds are the ones the run phase looks up (same workspace, same calibration images).
+engines and run roles push it into the device's working directory as ``plan-<run_id>.json``:
+``edgebench-runtime run --plan`` and ``edgebench-runtime engines --plan`` read that file, so the
+engines the engines phase builds are the ones the run phase looks up (same workspace, same
+calibration images).
 
 A plan file (schema 1)::
 
