@@ -98,6 +98,7 @@ class Timing:
         self._play_started: tuple[str, float] | None = None
         self._task_started: tuple[str, float] | None = None
         self.changed = 0
+        self.failures: list[str] = []
 
     def _close_task(self, now: float) -> None:
         if self._task_started:
@@ -125,7 +126,10 @@ class Timing:
         elif kind == "playbook_on_stats":
             self._close_play(now)
             self.changed = sum((data.get("changed") or {}).values())
-        elif kind in ("runner_on_ok", "runner_on_failed") and data.get("duration") is not None:
+        if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            message = (data.get("res") or {}).get("msg", "")
+            self.failures.append(f"{data.get('host')}: {data.get('task')}: {str(message)[:300]}")
+        if kind in ("runner_on_ok", "runner_on_failed") and data.get("duration") is not None:
             self.tasks[f"{data.get('role', '')}: {data.get('task', '')}"] += float(data["duration"])
         return True
 
@@ -158,8 +162,8 @@ def playbook(fleet, plan: dict, scratch: Path, forks: int | None) -> Timing:
     )  # fmt: skip
     timing.wall = time.perf_counter() - started
     if result.rc != 0:
-        tail = result.stdout.read()[-4000:] if result.stdout else ""
-        sys.exit(f"benchmark.yml failed on {len(fleet.hosts)} hosts (rc {result.rc}):\n{tail}")
+        failures = "\n".join(timing.failures[:20]) or "(no failed task reported)"
+        sys.exit(f"benchmark.yml failed on {len(fleet.hosts)} hosts (rc {result.rc}):\n{failures}")
     shutil.rmtree(private, ignore_errors=True)
     return timing
 
