@@ -99,6 +99,9 @@ class Timing:
         self._task_started: tuple[str, float] | None = None
         self.changed = 0
         self.failures: list[str] = []
+        # Task results that executed (not skipped): module runs, a load-independent count.
+        self.executed = 0
+        self.load = os.getloadavg()[0]
 
     def _close_task(self, now: float) -> None:
         if self._task_started:
@@ -129,6 +132,8 @@ class Timing:
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             message = (data.get("res") or {}).get("msg", "")
             self.failures.append(f"{data.get('host')}: {data.get('task')}: {str(message)[:300]}")
+        if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            self.executed += 1
         if kind in ("runner_on_ok", "runner_on_failed") and data.get("duration") is not None:
             self.tasks[f"{data.get('role', '')}: {data.get('task', '')}"] += float(data["duration"])
         return True
@@ -168,9 +173,10 @@ def playbook(fleet, plan: dict, scratch: Path, forks: int | None) -> Timing:
     return timing
 
 
-def phase_line(label: str, timing: Timing) -> str:
+def phase_line(label: str, timing: Timing, size: int) -> str:
     cells = "".join(f"{timing.phases.get(phase, 0.0):9.1f}" for phase in PHASES)
-    return f"{label:<14}{timing.wall:8.1f}{cells}   changed={timing.changed}"
+    tail = f"{timing.executed / size:10.1f}{timing.changed:9d}{timing.load:7.1f}"
+    return f"{label:<14}{timing.wall:8.1f}{cells}{tail}"
 
 
 def main() -> None:
@@ -215,11 +221,13 @@ def main() -> None:
     print()
     print(f"plan: {MODEL} (opset 13, 32x32), {args.images} images, 1 thread per host; forks: {forks};")
     print(f"cpu cores: {os.cpu_count()}, shared by the controller and every simulated host")
-    print(f"{'seconds':<14}{'wall':>8}" + "".join(f"{phase:>9}" for phase in PHASES))
+    print("runs/host: task results that executed (not skipped) per host; load: 1-min load average at start")
+    header = f"{'seconds':<14}{'wall':>8}" + "".join(f"{phase:>9}" for phase in PHASES)
+    print(header + f"{'runs/host':>10}{'changed':>9}{'load':>7}")
     for size in sizes:
         first, rerun = measured[size]
-        print(phase_line(f"N={size} first", first))
-        print(phase_line(f"N={size} rerun", rerun))
+        print(phase_line(f"N={size} first", first, size))
+        print(phase_line(f"N={size} rerun", rerun, size))
     rerun = measured[largest][1]
     print()
     print(f"costliest tasks of the N={largest} rerun (wall seconds of the task; host-seconds summed):")
