@@ -2,8 +2,9 @@
 inventory with each device's probed facts.
 
 The playbooks stay the single place where anything happens on a device; this module only starts
-them, watches their event stream and reads the devices' progress out of it (the run phase's wait
-task prints each device's status.json on every poll).
+them, watches their event stream and reads the devices' progress out of it: every
+``edgebench-runtime start | wait | status`` prints a versioned progress line (PROGRESS_PREFIX) that
+holds the device's status.json, whichever task ran it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebench_runtime.control import PROGRESS_PREFIX
+
 __all__ = ["REPO_ROOT", "FleetRun", "HostProgress", "list_fleet", "run_benchmark"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_WAIT_TASK = "Wait for the benchmark to finish on the device"
 # ansible-runner's working directories (its `stdout` is the full playbook log), newest kept.
 RUNNER_DIR = REPO_ROOT / ".edgebench-local" / "runner"
 KEEP_RUNNER_DIRS = 20
@@ -100,12 +102,13 @@ def _runner_dir() -> Path:
 
 
 def _apply_status(progress: HostProgress, stdout: str) -> None:
-    lines = stdout.splitlines()
-    if len(lines) < 2:
+    """Take the device's progress from the last progress line of a task's output, if any."""
+    lines = [line for line in stdout.splitlines() if line.startswith(PROGRESS_PREFIX)]
+    if not lines:
         return
     try:
-        status = json.loads("\n".join(lines[1:]))
-    except ValueError:
+        status = json.loads(lines[-1][len(PROGRESS_PREFIX) :]).get("status") or {}
+    except (ValueError, AttributeError):
         return
     current = status.get("current") or {}
     progress.model = current.get("model")
@@ -152,7 +155,7 @@ def run_benchmark(
             progress.state = "failed"
             if progress.failure is None:  # the first failure is the cause; later ones follow from it
                 progress.failure = _failure_text(data.get("task"), result)
-        elif kind in ("runner_retry", "runner_on_ok") and data.get("task") == _WAIT_TASK:
+        elif kind in ("runner_retry", "runner_on_ok") and PROGRESS_PREFIX in str(result.get("stdout", "")):
             _apply_status(progress, result.get("stdout", ""))
         if not seen_run_id and isinstance(result.get("ansible_facts"), dict):
             facts_run_id = result["ansible_facts"].get("run_id")

@@ -2,6 +2,9 @@
 
 Commands:
   run      benchmark models x providers x modes into an output directory (resumable)
+  start | wait | status
+           the detached run of a plan file, for the playbooks: each prints one progress line
+           ``edgebench-progress/1 {json}`` (control.py)
   probe    print the device fingerprint as JSON (Ansible facts; env.json)
   verify   check the sha256 of artifacts against their manifests
   summarize  recompute summary.json statistics of result directories from their timings.csv
@@ -140,6 +143,23 @@ def build_parser():
     )
     run.add_argument("--quiet", action="store_true", help="no per-run log lines")
 
+    for name, text in (
+        ("start", "start `run --plan` detached from this session (or attach to the one running)"),
+        ("wait", "wait up to --for seconds for the detached benchmark to end; print its progress"),
+        ("status", "print the detached benchmark's progress"),
+    ):
+        control = sub.add_parser(name, help=text)
+        control.add_argument("--plan", required=True, help="the run plan file (its output path)")
+        control.add_argument(
+            "--work-dir", default=".", help="where run.pid, run.rc and run.log live (default: here)"
+        )
+        if name == "start":
+            control.add_argument("--models", default=None, help="narrow the plan to these models")
+            control.add_argument("--providers", default=None, help="narrow the plan to these providers")
+            control.add_argument("--modes", default=None, help="narrow the plan to these modes")
+        if name == "wait":
+            control.add_argument("--for", dest="seconds", type=float, default=5.0, help="seconds (default 5)")
+
     probe = sub.add_parser("probe", help="print the device fingerprint as JSON")
     probe.add_argument("--output", default=None, help="also write it to this file")
 
@@ -255,6 +275,29 @@ def _run(args):
         return EXIT["input"]
 
 
+def _control(args):
+    """start | wait | status (control.py): the run role's view of the detached benchmark."""
+    from . import control
+    from .plan import UsageError, read_plan
+
+    try:
+        plan = read_plan(args.plan)
+    except UsageError as exc:
+        sys.stderr.write("edgebench-runtime %s: %s\n" % (args.command, exc))
+        return 2
+    work_dir = os.path.abspath(args.work_dir)
+    output_dir = os.path.expanduser(plan["paths"]["output"])
+    if args.command == "start":
+        run_arguments = ["--plan", os.path.abspath(args.plan)]
+        for flag in ("models", "providers", "modes"):
+            if getattr(args, flag):
+                run_arguments += ["--" + flag, getattr(args, flag)]
+        return control.start(work_dir, output_dir, run_arguments)
+    if args.command == "wait":
+        return control.wait(work_dir, output_dir, args.seconds)
+    return control.wait(work_dir, output_dir, 0.0)
+
+
 def _engines(args):
     from .engines import DEFAULT_WORKSPACE_MB, build_engines
     from .plan import UsageError, read_plan, tensorrt_options
@@ -346,6 +389,8 @@ def main(argv=None):
             return _summarize(args)
         if args.command == "engines":
             return _engines(args)
+        if args.command in ("start", "wait", "status"):
+            return _control(args)
         if args.command == "_child":
             from .bench import run_child
 
