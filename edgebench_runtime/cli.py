@@ -256,7 +256,8 @@ def _run(args):
 
 
 def _engines(args):
-    from .engines import DEFAULT_WORKSPACE_MB, build_engines
+    from .engines import DEFAULT_WORKSPACE_MB
+    from .engines_command import build_engines
     from .plan import UsageError, read_plan, tensorrt_options
     from .vocabulary import parse_provider
 
