@@ -29,7 +29,8 @@ import subprocess
 import sys
 import time
 
-from .bench import CHILD_EXIT, compose_summary
+from .bench import CHILD_EXIT
+from .summary import compose_summary
 from .manifest import ArtifactError, load_manifest, verify_artifact
 from .plan import InputError, Plan, UsageError, validate
 from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings, validity
