@@ -27,11 +27,12 @@ from .results import (
     BreakdownWriter,
     TimingsWriter,
     atomic_write_json,
+    iso_time,
     read_json,
     read_timings,
     repair_timings,
 )
-from .summary import compose_summary, iso_time, job_rules, max_images
+from .summary import compose_summary, job_rules, max_images
 
 __all__ = [
     "CHILD_EXIT",

@@ -17,11 +17,13 @@ Python 3.6 compatible.
 """
 
 import contextlib
+import datetime
 import errno
 import json
 import os
 import tempfile
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -58,6 +60,7 @@ __all__ = [
     "early_stopping_estimate",
     "early_stopping_minimum",
     "early_stopping_overlatency",
+    "iso_time",
     "nearest_rank",
     "phase_stats",
     "read_breakdown",
@@ -92,6 +95,12 @@ TIMINGS_HEADER = ",".join(TIMINGS_COLUMNS) + "\n"
 BREAKDOWN_STAGES = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
 BREAKDOWN_COLUMNS = ("schema_version", "index", *BREAKDOWN_STAGES)
 BREAKDOWN_HEADER = ",".join(BREAKDOWN_COLUMNS) + "\n"
+
+def iso_time(when: Optional[float] = None) -> str:
+    """A Unix time (now when None) as the result files write it: ISO 8601 in UTC."""
+    moment = time.time() if when is None else when
+    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).isoformat()
+
 
 def atomic_write_json(path, data, reserve_fallback=True, reserve_bytes=0):
     """Write JSON to ``path`` via a temporary file + rename (readers never see half a file).

@@ -8,7 +8,6 @@ not write it (killed, timed out, crashed).
 Python 3.6 compatible.
 """
 
-import datetime
 import os
 import platform
 import socket
@@ -17,21 +16,14 @@ from typing import Any, Dict, List, Optional
 
 from . import __version__
 from .correctness import not_checked
-from .results import BREAKDOWN_STAGES, SCHEMA_VERSION, read_breakdown, read_timings
+from .results import BREAKDOWN_STAGES, SCHEMA_VERSION, iso_time, read_breakdown, read_timings
 from .statistics import VALIDITY_RULES, phase_stats, summarize_rows, validity
 
-__all__ = ["DEFAULT_MAX_IMAGES", "compose_summary", "iso_time", "job_rules", "max_images"]
+__all__ = ["DEFAULT_MAX_IMAGES", "compose_summary", "job_rules", "max_images"]
 
 #: The cap on a run that extends itself to the validity minimums (``edgebench_max_images``): at
 #: 0.3 ms an image, 10000 images stop short of a 3 s minimum and the verdict says so.
 DEFAULT_MAX_IMAGES = 10000
-
-_UTC = datetime.timezone.utc
-
-
-def iso_time(when: float) -> str:
-    """A Unix time as summary.json writes it: ISO 8601 in UTC."""
-    return datetime.datetime.fromtimestamp(when, _UTC).isoformat()
 
 
 def compose_summary(

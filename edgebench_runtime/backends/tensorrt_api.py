@@ -10,7 +10,6 @@ Python 3.6 compatible.
 
 import hashlib
 import os
-from typing import Any, Dict, Iterator, List, Sequence, Tuple, Type
 
 import numpy as np
 

@@ -5,8 +5,7 @@ import pytest
 
 from edgebench_runtime import bench
 from edgebench_runtime.bench import NoReadableImages, is_memory_error, measure
-from edgebench_runtime.imaging import ImageSourceError, list_images
-from edgebench_runtime.imaging import ImageDecodeError
+from edgebench_runtime.imaging import ImageDecodeError, ImageSourceError, list_images
 from edgebench_runtime.results import TimingsWriter, read_timings
 
 

@@ -47,7 +47,10 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             else:
                 target = node.module or ""
             # `from . import x` names a submodule when one exists, else an attribute of the package.
-            targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in modules else target for a in node.names]
+            targets = [
+                f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
