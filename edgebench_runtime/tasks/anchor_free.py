@@ -25,20 +25,20 @@ from typing import ClassVar
 import numpy as np
 
 from .base import register_decoder
-from .detection import _DetectionDecoder, _empty_result
+from .detection_base import DetectionDecoder, empty_result
 from .nms import boxes_to_original, cxcywh_to_xyxy, topk_indices
 
 __all__ = ["End2EndDecoder", "Yolov8Decoder"]
 
 
 @register_decoder("yolov8")
-class Yolov8Decoder(_DetectionDecoder):
-    parameters: ClassVar[dict] = dict(_DetectionDecoder.parameters, num_classes="int")
+class Yolov8Decoder(DetectionDecoder):
+    parameters: ClassVar[dict] = dict(DetectionDecoder.parameters, num_classes="int")
 
     def __init__(self, manifest, params=None):
         params = dict(params or {})
         params.setdefault("iou_threshold", 0.7)
-        _DetectionDecoder.__init__(self, manifest, params)
+        DetectionDecoder.__init__(self, manifest, params)
         self.num_classes = self.params.get("num_classes")
 
     def channels_first(self, output):
@@ -80,7 +80,7 @@ class Yolov8Decoder(_DetectionDecoder):
             scores = best[cells]
             classes = scores_by_class[:, cells].argmax(axis=0)
         if cells.shape[0] == 0:
-            return _empty_result()
+            return empty_result()
         if cells.shape[0] > self.max_candidates:
             top = topk_indices(scores, self.max_candidates)
             cells, classes, scores = cells[top], classes[top], scores[top]
@@ -90,7 +90,7 @@ class Yolov8Decoder(_DetectionDecoder):
 
 
 @register_decoder("end2end")
-class End2EndDecoder(_DetectionDecoder):
+class End2EndDecoder(DetectionDecoder):
     parameters: ClassVar[dict] = {
         "score_threshold": "number",
         "max_detections": "int",
@@ -99,7 +99,7 @@ class End2EndDecoder(_DetectionDecoder):
     }
 
     def __init__(self, manifest, params=None):
-        _DetectionDecoder.__init__(self, manifest, params)
+        DetectionDecoder.__init__(self, manifest, params)
         self.box_format = self.params.get("box_format", "xyxy")
         if self.box_format not in ("xyxy", "cxcywh"):
             raise ValueError("end2end: box_format must be xyxy or cxcywh, not %r" % (self.box_format,))
@@ -116,7 +116,7 @@ class End2EndDecoder(_DetectionDecoder):
             )
         keep = np.flatnonzero(rows[:, 4] > np.float32(self.score_threshold))
         if keep.shape[0] == 0:
-            return _empty_result()
+            return empty_result()
         keep = keep[topk_indices(rows[keep, 4], self.max_detections)]
         out = np.empty((keep.shape[0], 6), dtype=np.float32)
         picked = rows[keep].astype(np.float32, copy=False)

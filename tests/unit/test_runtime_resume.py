@@ -78,7 +78,8 @@ def test_set_aside_renames_result_files_with_the_next_free_number(tmp_path):
 
 
 def test_clear_results_deletes_the_run_files_and_keeps_what_was_set_aside(tmp_path):
-    names = ("timings.csv", "summary.json", "job.json", "child.log", "telemetry-1.csv", "interrupted-1.timings.csv")
+    names = ("timings.csv", "summary.json", "job.json", "child.log", "telemetry-1.csv")
+    names += ("interrupted-1.timings.csv",)
     for name in names:
         (tmp_path / name).write_text("x")
     resume.clear_results(str(tmp_path))
