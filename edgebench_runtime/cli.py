@@ -29,6 +29,7 @@ import sys
 import traceback
 
 from . import __version__
+from .vocabulary import MODES, PRECISIONS, PROVIDER_FAMILIES, TENSORRT_DEFAULT_PRECISION
 
 __all__ = ["EXIT_CODES_HELP", "main"]
 
@@ -79,9 +80,14 @@ def build_parser():
     run.add_argument("--artifacts", default=None, help="artifacts directory (one folder per model)")
     run.add_argument("--models", default=None, help="comma-separated model names, or 'all' (default)")
     run.add_argument(
-        "--providers", default=None, help="comma-separated: cpu, cuda, tensorrt[-fp16] (default cpu)"
+        "--providers",
+        default=None,
+        help="comma-separated: %s[-%s] (default cpu)"
+        % (", ".join(PROVIDER_FAMILIES), TENSORRT_DEFAULT_PRECISION),
     )
-    run.add_argument("--modes", default=None, help="comma-separated: warm, cold (default warm)")
+    run.add_argument(
+        "--modes", default=None, help="comma-separated: %s (default %s)" % (", ".join(MODES), MODES[0])
+    )
     run.add_argument("--images", default=None, help="image folder (default ARTIFACTS/images)")
     run.add_argument("--count", type=int, default=100, help="measured images per run; cycled (default 100)")
     run.add_argument("--warmup", type=int, default=10, help="warm-up inferences in warm mode (default 10)")
@@ -162,7 +168,9 @@ def build_parser():
     engines.add_argument("--artifacts", default=None, help="artifacts directory (one folder per model)")
     engines.add_argument("--models", default=None, help="comma-separated model names")
     engines.add_argument(
-        "--precisions", default=None, help="comma-separated: fp32, fp16, int8 (default fp16)"
+        "--precisions",
+        default=None,
+        help="comma-separated: %s (default %s)" % (", ".join(PRECISIONS), TENSORRT_DEFAULT_PRECISION),
     )
     engines.add_argument(
         "--workspace-mb", type=int, default=None, help="builder memory pool limit in MiB (default 1024)"
@@ -209,7 +217,7 @@ def _plan_from_arguments(args):
         artifacts_dir=args.artifacts,
         models=_csv(args.models or "all"),
         providers=_csv(args.providers or "cpu"),
-        modes=_csv(args.modes or "warm"),
+        modes=_csv(args.modes or MODES[0]),
         images_dir=args.images,
         count=args.count,
         warmup=args.warmup,
@@ -284,7 +292,7 @@ def _engines(args):
     return build_engines(
         args.artifacts,
         _csv(args.models),
-        _csv(args.precisions or "fp16"),
+        _csv(args.precisions or TENSORRT_DEFAULT_PRECISION),
         workspace_mb=args.workspace_mb or DEFAULT_WORKSPACE_MB,
         engine_cache=args.engine_cache,
         calibration_images=args.calibration_images,

@@ -16,6 +16,7 @@ import sys
 
 from . import __version__
 from .telemetry import TelemetryState, jetson_rails, thermal_zones
+from .vocabulary import PROVIDER_FAMILIES
 
 __all__ = ["SCHEMA_VERSION", "probe"]
 
@@ -133,7 +134,7 @@ def probe(root="/"):
 
     state = TelemetryState(root=root)
     providers = {}
-    for provider in ("cpu", "cuda", "tensorrt"):
+    for provider in PROVIDER_FAMILIES:
         ok, reason = provider_availability(provider)
         providers[provider] = {"available": ok, "reason": reason}
     zones = [{"name": name[5:-2], "temp_c": value} for name, value in thermal_zones(state)]
