@@ -21,6 +21,7 @@ import os
 import sys
 import time
 import traceback
+from typing import Any, Callable, List, Optional, Set, Tuple
 
 from .imaging import ImageDecodeError, decode_image
 from .results import (
@@ -59,7 +60,7 @@ class NoReadableImages(Exception):
     pass
 
 
-def split_warmup(paths, warmup):
+def split_warmup(paths: List[str], warmup: int) -> Tuple[List[str], List[str], bool]:
     """``(measured, warmup_images, disjoint)``: warm-up images are the last ones of the sorted set,
     kept apart from the measured ones; with a single image both must share it."""
     if warmup <= 0:
@@ -70,7 +71,7 @@ def split_warmup(paths, warmup):
     return list(paths[:-keep]), list(paths[-keep:]), True
 
 
-def is_memory_error(exc):
+def is_memory_error(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
     text = ("%s %s" % (type(exc).__name__, exc)).lower()
@@ -82,19 +83,19 @@ def _csv_safe(text):
 
 
 def measure(
-    backend,
-    pipeline,
-    images,
-    writer,
-    start_index,
-    count,
-    seq,
-    segment,
-    decode=decode_image,
-    on_row=None,
-    unreadable=None,
-    breakdown=None,
-):
+    backend: Any,
+    pipeline: Any,
+    images: List[str],
+    writer: TimingsWriter,
+    start_index: int,
+    count: int,
+    seq: int,
+    segment: int,
+    decode: Callable[[str], Any] = decode_image,
+    on_row: Optional[Callable[..., Any]] = None,
+    unreadable: Optional[Set[str]] = None,
+    breakdown: Optional[BreakdownWriter] = None,
+) -> Tuple[Optional[float], Optional[float]]:
     """Measure images ``start_index .. count-1``; the image of position ``seq`` is
     ``images[seq % len(images)]``. Unreadable images are skipped (not counted as measured) and
     their names added to ``unreadable``. ``breakdown`` (a BreakdownWriter) receives the backend's
@@ -193,7 +194,9 @@ def _peak_rss_mb():
         return None
 
 
-def extension_target(measured, measured_s, requested, min_images, min_duration_s, cap):
+def extension_target(
+    measured: int, measured_s: float, requested: int, min_images: int, min_duration_s: float, cap: int
+) -> int:
     """How many images the run should have measured in all to meet the minimum count and duration
     (estimated from the time per image so far, with a 10 % margin), never beyond ``cap`` and never
     fewer than ``requested``; equal to ``measured`` when nothing more is needed."""
@@ -239,7 +242,7 @@ def _first_infer_of_segment(job, segment):
     return float(rows["infer_ms"][hits[0]]) if hits.size else None
 
 
-def run_child(job_path):
+def run_child(job_path: str) -> int:
     """Entry point of the child process. Returns its exit code."""
     job = read_json(job_path)
     if job is None:

@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import traceback
+from typing import List, Optional
 
 from . import __version__
 from .vocabulary import MODES, PRECISIONS, PROVIDER_FAMILIES, TENSORRT_DEFAULT_PRECISION
@@ -339,7 +340,7 @@ def _summarize(args):
     return code
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

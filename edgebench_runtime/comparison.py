@@ -214,9 +214,7 @@ _COMPARATORS = (
 )
 
 
-def compare_task(
-    ref: Any, out: Any, tol: Dict[str, Any]
-) -> Optional[Tuple[float, float, Dict[str, Any]]]:
+def compare_task(ref: Any, out: Any, tol: Dict[str, Any]) -> Optional[Tuple[float, float, Dict[str, Any]]]:
     """``(agreement, threshold, detail)`` for two decoder results, or None when the results are of
     no kind this module compares (e.g. the ``raw`` decoder's None)."""
     if not isinstance(ref, dict) or not isinstance(out, dict):

@@ -42,6 +42,7 @@ Python 3.6 compatible.
 
 import os
 import time
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -131,7 +132,7 @@ DEFAULT_TOLERANCES = {
 }
 
 
-def tolerance_for(provider, block=None):
+def tolerance_for(provider: str, block: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The tolerances for ``provider``: the runtime's defaults, overridden by the manifest's."""
     text = str(provider).lower()
     family = text.split("-", 1)[0]
@@ -148,7 +149,7 @@ def tolerance_for(provider, block=None):
     return chosen
 
 
-def not_checked(reason, **extra):
+def not_checked(reason: str, **extra: Any) -> Dict[str, Any]:
     verdict = {
         "status": "not checked",
         "passed": None,
@@ -165,7 +166,7 @@ def not_checked(reason, **extra):
 # --- the input check ---------------------------------------------------------------------------
 
 
-def compare_input(device, reference, layout="NCHW"):
+def compare_input(device: np.ndarray, reference: np.ndarray, layout: str = "NCHW") -> Dict[str, Any]:
     """How far the device's pre-processed tensor is from the stored one, in the model's own units.
 
     ``relative_mean`` is the mean absolute difference over the reference tensor's spread (its
@@ -284,14 +285,14 @@ def _geometry(preprocessor, image_info, images_dir, decode, use_cv2):
 
 
 def check(
-    backend,
-    manifest,
-    artifact_dir,
-    provider=None,
-    pipeline=None,
-    images_dir=None,
-    use_cv2=None,
-):
+    backend: Any,
+    manifest: Dict[str, Any],
+    artifact_dir: str,
+    provider: Optional[str] = None,
+    pipeline: Any = None,
+    images_dir: Optional[str] = None,
+    use_cv2: Optional[bool] = None,
+) -> Dict[str, Any]:
     """Run the stored reference inputs through ``backend`` (already loaded) and return the verdict.
 
     ``pipeline`` is the run's ``tasks.Pipeline``; when None one is built from the manifest, and when
@@ -455,7 +456,15 @@ def check(
     }
 
 
-def safe_check(backend, manifest, artifact_dir, provider=None, pipeline=None, images_dir=None, use_cv2=None):
+def safe_check(
+    backend: Any,
+    manifest: Dict[str, Any],
+    artifact_dir: str,
+    provider: Optional[str] = None,
+    pipeline: Any = None,
+    images_dir: Optional[str] = None,
+    use_cv2: Optional[bool] = None,
+) -> Dict[str, Any]:
     """``check`` that turns an unexpected error into an ``error`` verdict (the run goes on; a
     MemoryError still propagates so the run is classified oom)."""
     try:

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+from typing import Any, Dict
 
 from . import __version__
 from .telemetry import TelemetryState, jetson_rails, thermal_zones
@@ -127,7 +128,7 @@ def _ort_providers():
     return list(onnxruntime.get_available_providers())
 
 
-def probe(root="/"):
+def probe(root: str = "/") -> Dict[str, Any]:
     """The probe as a dict; ``root`` lets tests point at a fake filesystem."""
     from .backends import provider_availability
     from .provisioned import installed_packages, optional_packages

@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -96,13 +96,14 @@ BREAKDOWN_STAGES = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
 BREAKDOWN_COLUMNS = ("schema_version", "index", *BREAKDOWN_STAGES)
 BREAKDOWN_HEADER = ",".join(BREAKDOWN_COLUMNS) + "\n"
 
+
 def iso_time(when: Optional[float] = None) -> str:
     """A Unix time (now when None) as the result files write it: ISO 8601 in UTC."""
     moment = time.time() if when is None else when
     return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).isoformat()
 
 
-def atomic_write_json(path, data, reserve_fallback=True, reserve_bytes=0):
+def atomic_write_json(path: str, data: Any, reserve_fallback: bool = True, reserve_bytes: int = 0) -> None:
     """Write JSON to ``path`` via a temporary file + rename (readers never see half a file).
 
     When the disk is full (ENOSPC/EDQUOT) and ``path`` already exists, the file is rewritten in
@@ -147,7 +148,7 @@ def _json_default(value):
     raise TypeError("not JSON serialisable: %r" % (value,))
 
 
-def read_json(path):
+def read_json(path: str) -> Any:
     """Parsed JSON, or None when the file is absent or unreadable (e.g. torn by a crash)."""
     try:
         with open(path) as handle:
@@ -160,7 +161,7 @@ class TimingsWriter(object):
     """Appends one row per image to timings.csv: one ``write`` syscall per row (no user-space
     buffer to lose), ``fsync`` at least once a second and on close."""
 
-    def __init__(self, path, fsync_interval=1.0):
+    def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
         self.fsync_interval = fsync_interval
         new = not os.path.exists(path) or os.path.getsize(path) == 0
@@ -177,7 +178,19 @@ class TimingsWriter(object):
                 written = os.write(self.fd, view)
                 view = view[written:]
 
-    def row(self, index, seq, image, decode_ms, pre_ms, infer_ms, post_ms, segment, when, result):
+    def row(
+        self,
+        index: int,
+        seq: int,
+        image: str,
+        decode_ms: float,
+        pre_ms: float,
+        infer_ms: float,
+        post_ms: float,
+        segment: int,
+        when: float,
+        result: str,
+    ) -> None:
         self._write(
             (
                 "%d,%d,%d,%s,%.4f,%.4f,%.4f,%.4f,%d,%.3f,%s\n"
@@ -200,7 +213,7 @@ class TimingsWriter(object):
             os.fsync(self.fd)
             self._last_sync = when
 
-    def close(self):
+    def close(self) -> None:
         if self.fd is not None:
             try:
                 os.fsync(self.fd)
@@ -212,7 +225,7 @@ class TimingsWriter(object):
 class BreakdownWriter(TimingsWriter):
     """Appends one row per image to gpu_timings.csv (same durability as timings.csv)."""
 
-    def __init__(self, path, fsync_interval=1.0):
+    def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
         self.fsync_interval = fsync_interval
         new = not os.path.exists(path) or os.path.getsize(path) == 0
@@ -221,14 +234,14 @@ class BreakdownWriter(TimingsWriter):
         if new:
             self._write(BREAKDOWN_HEADER.encode("ascii"))
 
-    def stages(self, index, stages, when):
+    def stages(self, index: int, stages: Sequence[Optional[float]], when: float) -> None:
         self._write(("%d,%d,%.4f,%.4f,%.4f\n" % ((SCHEMA_VERSION, index, *tuple(stages)))).encode("ascii"))
         if when - self._last_sync >= self.fsync_interval:
             os.fsync(self.fd)
             self._last_sync = when
 
 
-def read_breakdown(path):
+def read_breakdown(path: str) -> Optional[Dict[str, np.ndarray]]:
     """gpu_timings.csv as ``{index, h2d_ms, gpu_compute_ms, d2h_ms}`` arrays (None when absent);
     rows of an index measured twice (a resumed segment) keep the last."""
     if not os.path.exists(path):
@@ -249,7 +262,7 @@ def read_breakdown(path):
     return out
 
 
-def repair_timings(path):
+def repair_timings(path: str) -> int:
     """Drop a torn last line (a crash or full disk mid-write). Returns the number of complete
     rows. Raises ValueError if the file is not an edgebench timings.csv of this schema."""
     if not os.path.exists(path):
@@ -270,7 +283,7 @@ def repair_timings(path):
     return data.count(b"\n") - 1
 
 
-def read_timings(path):
+def read_timings(path: str) -> Dict[str, Any]:
     """The rows of a timings.csv as a dict of numpy arrays (phases float64 for statistics) plus
     lists for the text columns. A torn last line is ignored."""
     columns = dict((name, []) for name in TIMINGS_COLUMNS)

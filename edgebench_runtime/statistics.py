@@ -8,6 +8,7 @@ Python 3.6 compatible.
 """
 
 import math
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -60,7 +61,7 @@ VALIDITY_RULES = {
 MAD_TO_STD = 1.4826
 
 
-def nearest_rank(sorted_values, fraction):
+def nearest_rank(sorted_values: Sequence[float], fraction: float) -> Optional[float]:
     """The nearest-rank percentile (LoadGen, trtexec): the value of rank ceil(fraction x n)."""
     n = len(sorted_values)
     if n == 0:
@@ -72,7 +73,7 @@ def nearest_rank(sorted_values, fraction):
 _OVERLATENCY = {}
 
 
-def early_stopping_overlatency(n, percentile=0.9, confidence=0.99):
+def early_stopping_overlatency(n: int, percentile: float = 0.9, confidence: float = 0.99) -> Any:
     """LoadGen's early stopping: the largest number ``t`` of samples allowed above the estimate,
     i.e. the largest ``t`` with P(Binomial(n, 1 - percentile) <= t) <= 1 - confidence; 0 when
     none (too few samples). The estimate is then the t-th largest sample."""
@@ -101,7 +102,7 @@ def _overlatency(n, percentile, confidence):
     return max(t, 0)
 
 
-def early_stopping_minimum(percentile=0.9, confidence=0.99):
+def early_stopping_minimum(percentile: float = 0.9, confidence: float = 0.99) -> int:
     """The fewest samples for which ``early_stopping_overlatency`` is at least 1 (64 for p90, 662
     for p99 at 99 % confidence, LoadGen's figures)."""
     n = 1
@@ -110,7 +111,9 @@ def early_stopping_minimum(percentile=0.9, confidence=0.99):
     return n
 
 
-def early_stopping_estimate(sorted_values, percentile=0.9, confidence=0.99):
+def early_stopping_estimate(
+    sorted_values: Sequence[float], percentile: float = 0.9, confidence: float = 0.99
+) -> Tuple[Optional[float], int]:
     """``(estimate, overlatency count)``: an upper bound of the percentile at ``confidence`` (the
     t-th largest sample), or ``(None, 0)`` from too few samples."""
     t = early_stopping_overlatency(len(sorted_values), percentile, confidence)
@@ -119,7 +122,7 @@ def early_stopping_estimate(sorted_values, percentile=0.9, confidence=0.99):
     return float(sorted_values[len(sorted_values) - t]), t
 
 
-def phase_stats(values):
+def phase_stats(values: Any) -> Dict[str, Any]:
     """n, mean, std (sample, ddof=1), min, max, nearest-rank p50/p90/p99 (p99 null below
     ``p99_min_samples``, with ``p99_reason``), median absolute deviation, in ms."""
     values = np.asarray(values, dtype=np.float64)
@@ -161,7 +164,7 @@ def phase_stats(values):
     }
 
 
-def dispersion(values):
+def dispersion(values: Any) -> Dict[str, Any]:
     """CoV (std / mean) beside the robust dispersion 1.4826 x MAD / median, and IQR / median."""
     values = np.asarray(values, dtype=np.float64)
     out = {"cov": None, "robust": None, "iqr_over_median": None, "mad": None, "median": None}
@@ -183,7 +186,7 @@ def dispersion(values):
     return out
 
 
-def stability(infer_stats):
+def stability(infer_stats: Dict[str, Any]) -> Dict[str, Any]:
     """Verdict from the coefficient of variation of infer_ms (see STABILITY_THRESHOLDS)."""
     mean, std = infer_stats.get("mean"), infer_stats.get("std")
     verdict = {"metric": "infer_ms", "cv": None, "verdict": "unknown", "thresholds": STABILITY_THRESHOLDS}
@@ -211,7 +214,7 @@ def _fps(mean_ms):
     return 1000.0 / mean_ms
 
 
-def summarize_rows(rows, cold=False):
+def summarize_rows(rows: Dict[str, Any], cold: bool = False) -> Dict[str, Any]:
     """Statistics of the rows (``read_timings`` output): per phase, total (pre+infer+post), e2e
     (decode+...), FPS = 1000 / mean(total), end-to-end FPS = 1000 / mean(e2e), the stability
     verdict, the dispersion of infer_ms (CoV beside the robust MAD- and IQR-based figures),
@@ -243,7 +246,7 @@ def summarize_rows(rows, cold=False):
     return out
 
 
-def validity(summary, rules=None):
+def validity(summary: Dict[str, Any], rules: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """``{"verdict": "valid" | "invalid", "reasons": [...], "notes": [...], "rules": ...}`` for a
     summary.json (see VALIDITY_RULES; ``rules`` overrides, e.g. the plan's minimum duration).
     Valid only when complete, from at least ``min_images`` measured images over at least

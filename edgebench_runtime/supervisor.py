@@ -43,7 +43,8 @@ from .results import (
 )
 from .status import ProgressBar, RowCounter, StatusFile, current_job
 from .summary import compose_summary
-from .telemetry import Sampler, summarize_telemetry
+from .telemetry import Sampler
+from .telemetry_summary import summarize_telemetry
 from .vocabulary import BAD_STATUSES
 
 # Plan and its errors live in plan.py; they stay importable here, where `run` used to define them.

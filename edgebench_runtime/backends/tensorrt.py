@@ -32,6 +32,7 @@ Python 3.6 compatible.
 import contextlib
 import os
 import sys
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -61,6 +62,7 @@ __all__ = [
     "plan_buffers",
     "select_api",
 ]
+
 
 def _tensorrt():
     import tensorrt
@@ -98,7 +100,7 @@ def _import_status():
     return trt_version, cuda_version, "; ".join(reasons) or None
 
 
-def gpu_identity(cuda, device_id=0):
+def gpu_identity(cuda: Any, device_id: int = 0) -> Dict[str, Any]:
     """``{"name", "compute_capability": "M.m", "device_id"}`` of a CUDA device (initialises CUDA)."""
     cuda.init()
     count = cuda.Device.count()
@@ -117,7 +119,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     families = ("tensorrt",)
 
-    def __init__(self, provider, options=None):
+    def __init__(self, provider: str, options: Optional[Dict[str, Any]] = None) -> None:
         Backend.__init__(self, provider, options)
         self.precision = self.precision or "fp32"
         self.provider_options = dict(self.options.get("provider_options") or {})
@@ -141,7 +143,7 @@ class TensorRTBackend(Backend):
         self._results = []
 
     @classmethod
-    def availability(cls, provider):
+    def availability(cls, provider: str) -> Tuple[bool, Optional[str]]:
         precision = parse_provider(provider)[1] or "fp32"
         if precision not in PRECISIONS:
             return False, "unknown TensorRT precision %r (known: %s)" % (precision, ", ".join(PRECISIONS))
@@ -157,12 +159,12 @@ class TensorRTBackend(Backend):
             return False, "CUDA is not usable through pycuda (%s: %s)" % (type(exc).__name__, exc)
         return True, None
 
-    def version(self):
+    def version(self) -> Optional[str]:
         return _import_status()[0]
 
     # --- load ---------------------------------------------------------------------------------
 
-    def build_options(self, manifest):
+    def build_options(self, manifest: Dict[str, Any]) -> Dict[str, Any]:
         """What goes into the engine key besides the ONNX file, TensorRT, GPU and precision."""
         options = {
             "workspace_mb": self.workspace_mb,
@@ -175,10 +177,10 @@ class TensorRTBackend(Backend):
             options["calibration"] = calibration_digest(self.calibration_images)
         return options
 
-    def onnx_file(self, manifest):
+    def onnx_file(self, manifest: Dict[str, Any]) -> str:
         return manifest.get("int32_file") or manifest.get("model_file") or "model.onnx"
 
-    def check_usable(self):
+    def check_usable(self) -> None:
         """Raise ProviderUnavailable with the reason when this provider cannot run here."""
         ok, reason = self.availability(self.provider)
         if not ok:
@@ -191,12 +193,12 @@ class TensorRTBackend(Backend):
         if self.precision == "int8" and not os.path.isdir(str(self.calibration_images)):
             raise ProviderUnavailable("calibration image folder %s does not exist" % self.calibration_images)
 
-    def load(self, artifact_dir, manifest):
+    def load(self, artifact_dir: str, manifest: Dict[str, Any]) -> None:
         self.check_usable()
         self.prepare_engine(artifact_dir, manifest)
         self._prepare_io(manifest)
 
-    def prepare_engine(self, artifact_dir, manifest):
+    def prepare_engine(self, artifact_dir: str, manifest: Dict[str, Any]) -> Dict[str, Any]:
         """Find the cached engine or build it (the ``engines`` command stops here); returns
         ``engine_info`` (``status`` built | cached, ``key``, ``path``, ``build_ms``, ``log``)."""
         self._trt, self._cuda = _tensorrt(), _cuda()
@@ -290,7 +292,7 @@ class TensorRTBackend(Backend):
 
     # --- inference ----------------------------------------------------------------------------
 
-    def infer(self, feeds):
+    def infer(self, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
         cuda = self._cuda
         stream = self._stream
         events = self._events
@@ -326,7 +328,7 @@ class TensorRTBackend(Backend):
             )
         return self._results
 
-    def close(self):
+    def close(self) -> None:
         for device in self._device_buffers:
             with contextlib.suppress(Exception):
                 device.free()
@@ -340,7 +342,7 @@ class TensorRTBackend(Backend):
                 self._ctx.pop()
             self._ctx = None
 
-    def details(self):
+    def details(self) -> Dict[str, Any]:
         data = Backend.details(self)
         info = dict(self.engine_info or {})
         info.pop("components", None)

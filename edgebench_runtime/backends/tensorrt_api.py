@@ -10,6 +10,7 @@ Python 3.6 compatible.
 
 import hashlib
 import os
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
@@ -34,14 +35,14 @@ class TensorSpec(object):
 
     __slots__ = ("dtype", "index", "is_input", "name", "shape")
 
-    def __init__(self, name, shape, dtype, is_input, index):
+    def __init__(self, name: str, shape: Sequence[int], dtype: Any, is_input: bool, index: int) -> None:
         self.name = str(name)
         self.shape = tuple(int(d) for d in shape)
         self.dtype = np.dtype(dtype)
         self.is_input = bool(is_input)
         self.index = int(index)
 
-    def describe(self):
+    def describe(self) -> Dict[str, Any]:
         return {
             "name": self.name,
             "shape": list(self.shape),
@@ -55,11 +56,11 @@ class BindingsApi(object):
 
     name = "bindings/execute_async_v2"
 
-    def __init__(self, trt, engine, context):
+    def __init__(self, trt: Any, engine: Any, context: Any) -> None:
         self.trt, self.engine, self.context = trt, engine, context
         self.bindings = None
 
-    def tensors(self):
+    def tensors(self) -> List[TensorSpec]:
         engine = self.engine
         return [
             TensorSpec(
@@ -72,20 +73,20 @@ class BindingsApi(object):
             for i in range(engine.num_bindings)
         ]
 
-    def set_input_shape(self, spec, shape):
+    def set_input_shape(self, spec: TensorSpec, shape: Sequence[int]) -> None:
         if not self.context.set_binding_shape(spec.index, tuple(shape)):
             raise ValueError("TensorRT refused shape %s for input %s" % (list(shape), spec.name))
 
-    def shape(self, spec):
+    def shape(self, spec: TensorSpec) -> Tuple[int, ...]:
         return tuple(int(d) for d in self.context.get_binding_shape(spec.index))
 
-    def bind(self, specs, addresses):
+    def bind(self, specs: List[TensorSpec], addresses: Dict[str, int]) -> None:
         bindings = [0] * len(specs)
         for spec in specs:
             bindings[spec.index] = int(addresses[spec.name])
         self.bindings = bindings
 
-    def execute(self, stream_handle):
+    def execute(self, stream_handle: int) -> bool:
         return self.context.execute_async_v2(bindings=self.bindings, stream_handle=stream_handle)
 
 
@@ -94,10 +95,10 @@ class TensorsApi(object):
 
     name = "tensors/execute_async_v3"
 
-    def __init__(self, trt, engine, context):
+    def __init__(self, trt: Any, engine: Any, context: Any) -> None:
         self.trt, self.engine, self.context = trt, engine, context
 
-    def tensors(self):
+    def tensors(self) -> List[TensorSpec]:
         engine = self.engine
         specs = []
         for i in range(engine.num_io_tensors):
@@ -113,28 +114,30 @@ class TensorsApi(object):
             )
         return specs
 
-    def set_input_shape(self, spec, shape):
+    def set_input_shape(self, spec: TensorSpec, shape: Sequence[int]) -> None:
         if not self.context.set_input_shape(spec.name, tuple(shape)):
             raise ValueError("TensorRT refused shape %s for input %s" % (list(shape), spec.name))
 
-    def shape(self, spec):
+    def shape(self, spec: TensorSpec) -> Tuple[int, ...]:
         return tuple(int(d) for d in self.context.get_tensor_shape(spec.name))
 
-    def bind(self, specs, addresses):
+    def bind(self, specs: List[TensorSpec], addresses: Dict[str, int]) -> None:
         for spec in specs:
             if not self.context.set_tensor_address(spec.name, int(addresses[spec.name])):
                 raise ValueError("TensorRT refused the address of tensor %s" % spec.name)
 
-    def execute(self, stream_handle):
+    def execute(self, stream_handle: int) -> bool:
         return self.context.execute_async_v3(stream_handle)
 
 
-def select_api(trt):
+def select_api(trt: Any) -> Type[Any]:
     """The API adapter class for the TensorRT present: by its major version."""
     return TensorsApi if trt_major(trt) >= 10 else BindingsApi
 
 
-def plan_buffers(specs, shapes):
+def plan_buffers(
+    specs: List[TensorSpec], shapes: Dict[str, Sequence[int]]
+) -> List[Tuple[TensorSpec, Tuple[int, ...], int]]:
     """``[(spec, shape, nbytes)]`` for every tensor: ``shapes`` maps name -> concrete shape (inputs
     resolved from the manifest, outputs as the execution context reports them after the input
     shapes are set). A dimension still dynamic (a data-dependent output) is an error."""
@@ -153,7 +156,9 @@ def plan_buffers(specs, shapes):
     return plan
 
 
-def calibration_batches(folder, manifest, use_cv2=None, limit=500):
+def calibration_batches(
+    folder: str, manifest: Dict[str, Any], use_cv2: Optional[bool] = None, limit: int = 500
+) -> Iterator[np.ndarray]:
     spec = manifest.get("input") or {}
     preprocess = Preprocessor(
         manifest.get("preprocess") or {},
@@ -166,14 +171,14 @@ def calibration_batches(folder, manifest, use_cv2=None, limit=500):
         yield preprocess(decode_image(path))[0]
 
 
-def calibration_digest(folder, limit=500):
+def calibration_digest(folder: str, limit: int = 500) -> str:
     digest = hashlib.sha256()
     for path in list_images(folder)[:limit]:
         digest.update(os.path.basename(path).encode("utf-8") + b"\0" + sha256_file(path).encode("ascii"))
     return digest.hexdigest()
 
 
-def make_calibrator(trt, cuda, batches, cache_path):
+def make_calibrator(trt: Any, cuda: Any, batches: Iterable[np.ndarray], cache_path: str) -> Any:
     class _Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)

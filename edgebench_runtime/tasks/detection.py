@@ -19,7 +19,7 @@ Python 3.6 compatible.
 """
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -107,7 +107,7 @@ class SSDDecoder(DetectionDecoder):
         box_coder_weights="list",
     )
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         DetectionDecoder.__init__(self, manifest, params)
         p = self.params
         self.score_threshold = float(p.get("score_threshold", 0.01))
@@ -126,7 +126,7 @@ class SSDDecoder(DetectionDecoder):
         self.xform_clip = np.float32(math.log(1000.0 / 16))
         self._anchors = {}
 
-    def anchors(self, num_anchors, image_size):
+    def anchors(self, num_anchors: int, image_size: Tuple[int, int]) -> np.ndarray:
         key = (num_anchors, image_size)
         if key not in self._anchors:
             per_location = [2 + 2 * len(r) for r in self.aspect_ratios]
@@ -162,7 +162,7 @@ class SSDDecoder(DetectionDecoder):
         first, second = outputs[0], outputs[1]
         return (first, second) if first.shape[-1] == 4 else (second, first)
 
-    def decode_boxes(self, regression, image_size):
+    def decode_boxes(self, regression: np.ndarray, image_size: Tuple[int, int]) -> np.ndarray:
         """BoxCoder.decode_single against the default boxes: (A, 4) corners in network pixels."""
         centres, sizes = self.anchors(regression.shape[0], image_size)
         wx, wy, ww, wh = self.weights
@@ -174,7 +174,7 @@ class SSDDecoder(DetectionDecoder):
         half = np.float32(0.5) * size
         return np.concatenate([ctr - half, ctr + half], axis=1)
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         regression, logits = self._split(outputs)
         regression = np.asarray(regression, dtype=np.float32).reshape(-1, 4)
         logits = np.asarray(logits, dtype=np.float32).reshape(regression.shape[0], -1)
@@ -278,7 +278,9 @@ class Yolov5Decoder(_GridDecoder):
     default_strides = (8, 16, 32)
     required: ClassVar[dict] = {"anchors": "one list of w, h pixel pairs per level, as in the model's yaml"}
 
-    def box_xy_wh(self, raw, gx, gy, stride, anchors):
+    def box_xy_wh(
+        self, raw: np.ndarray, gx: np.ndarray, gy: np.ndarray, stride: float, anchors: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
         s = sigmoid(raw[:, :4])
         cx = (np.float32(2.0) * s[:, 0] - np.float32(0.5) + gx) * stride
         cy = (np.float32(2.0) * s[:, 1] - np.float32(0.5) + gy) * stride
@@ -293,7 +295,7 @@ class TinyYolov2Decoder(_GridDecoder):
 
     parameters: ClassVar[dict] = dict(_GridDecoder.parameters, stride="int")
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         params = dict(params or {})
         params.setdefault("strides", [int(params.get("stride", 32))])
         params.setdefault("anchors", [1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52])
@@ -304,10 +306,12 @@ class TinyYolov2Decoder(_GridDecoder):
         anchors = np.asarray(self.params["anchors"], dtype=np.float32).reshape(-1, 2)
         return [anchors * np.float32(self.strides[0])]
 
-    def class_scores(self, raw_classes):
+    def class_scores(self, raw_classes: np.ndarray) -> np.ndarray:
         return softmax(raw_classes, axis=1)
 
-    def box_xy_wh(self, raw, gx, gy, stride, anchors):
+    def box_xy_wh(
+        self, raw: np.ndarray, gx: np.ndarray, gy: np.ndarray, stride: float, anchors: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
         s = sigmoid(raw[:, :2])
         wh = clamped_exp(raw[:, 2:4]) * anchors
         return cxcywh_to_xyxy((s[:, 0] + gx) * stride, (s[:, 1] + gy) * stride, wh[:, 0], wh[:, 1])
@@ -325,24 +329,28 @@ class TinyYolov3Decoder(_GridDecoder):
 
     default_strides = (32, 16)
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         params = dict(params or {})
         params.setdefault("anchors", [[81, 82, 135, 169, 344, 319], [10, 14, 23, 27, 37, 58]])
         _GridDecoder.__init__(self, manifest, params)
         self.nms_in_graph = bool(manifest.get("nms_in_graph", False))
 
-    def feeds(self, tensor, geometry, input_names):
+    def feeds(
+        self, tensor: np.ndarray, geometry: Dict[str, Any], input_names: List[str]
+    ) -> Dict[str, np.ndarray]:
         feeds = {input_names[0]: tensor}
         if self.nms_in_graph and len(input_names) > 1:
             feeds[input_names[1]] = np.array([geometry["original"]], dtype=np.float32)
         return feeds
 
-    def box_xy_wh(self, raw, gx, gy, stride, anchors):
+    def box_xy_wh(
+        self, raw: np.ndarray, gx: np.ndarray, gy: np.ndarray, stride: float, anchors: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
         s = sigmoid(raw[:, :2])
         wh = clamped_exp(raw[:, 2:4]) * anchors
         return cxcywh_to_xyxy((s[:, 0] + gx) * stride, (s[:, 1] + gy) * stride, wh[:, 0], wh[:, 1])
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         if not self.nms_in_graph:
             return _GridDecoder.__call__(self, outputs, geometry)
         indices, floats = None, []
@@ -385,12 +393,12 @@ class YoloxDecoder(DetectionDecoder):
 
     parameters: ClassVar[dict] = dict(DetectionDecoder.parameters, strides="list")
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         DetectionDecoder.__init__(self, manifest, params)
         self.strides = [int(s) for s in self.params.get("strides", (8, 16, 32))]
         self._grids = {}
 
-    def grid(self, num_cells):
+    def grid(self, num_cells: int) -> Any:
         """(grid (N, 2) float32, stride (N, 1) float32) for the input size; cached."""
         if num_cells not in self._grids:
             if self.net_hw is not None:
@@ -414,7 +422,7 @@ class YoloxDecoder(DetectionDecoder):
             self._grids[num_cells] = (grid, stride)
         return self._grids[num_cells]
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         out = outputs[0]
         out = out.reshape(-1, out.shape[-1])
         grid, stride = self.grid(out.shape[0])
