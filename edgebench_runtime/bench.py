@@ -15,37 +15,28 @@ Python 3.6 compatible.
 """
 
 import contextlib
-import datetime
 import errno
 import math
 import os
-import platform
-import socket
 import sys
 import time
 import traceback
+from typing import Any, Callable, List, Optional, Set, Tuple
 
-from . import __version__
 from .imaging import ImageDecodeError, decode_image
 from .results import (
-    BREAKDOWN_STAGES,
-    SCHEMA_VERSION,
-    VALIDITY_RULES,
     BreakdownWriter,
     TimingsWriter,
     atomic_write_json,
-    phase_stats,
-    read_breakdown,
+    iso_time,
     read_json,
     read_timings,
-    summarize_rows,
-    validity,
+    repair_timings,
 )
+from .summary import compose_summary, job_rules, max_images
 
 __all__ = [
     "CHILD_EXIT",
-    "DEFAULT_MAX_IMAGES",
-    "compose_summary",
     "extension_target",
     "is_memory_error",
     "measure",
@@ -55,10 +46,6 @@ __all__ = [
 
 CHILD_EXIT = {"complete": 0, "failed": 10, "oom": 11, "skipped": 12, "enospc": 13}
 
-#: The cap on a run that extends itself to the validity minimums (``edgebench_max_images``): at
-#: 0.3 ms an image, 10000 images stop short of a 3 s minimum and the verdict says so.
-DEFAULT_MAX_IMAGES = 10000
-
 if hasattr(time, "perf_counter_ns"):
     _clock = getattr(time, "perf_counter_ns")  # noqa: B009 - Python 3.7+, behind the hasattr check
     _TO_MS = 1e-6
@@ -66,7 +53,6 @@ else:  # Python 3.6
     _clock = time.perf_counter
     _TO_MS = 1e3
 
-_UTC = datetime.timezone.utc
 _MEMORY_TEXT = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory", "memoryerror")
 
 
@@ -74,7 +60,7 @@ class NoReadableImages(Exception):
     pass
 
 
-def split_warmup(paths, warmup):
+def split_warmup(paths: List[str], warmup: int) -> Tuple[List[str], List[str], bool]:
     """``(measured, warmup_images, disjoint)``: warm-up images are the last ones of the sorted set,
     kept apart from the measured ones; with a single image both must share it."""
     if warmup <= 0:
@@ -85,7 +71,7 @@ def split_warmup(paths, warmup):
     return list(paths[:-keep]), list(paths[-keep:]), True
 
 
-def is_memory_error(exc):
+def is_memory_error(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
     text = ("%s %s" % (type(exc).__name__, exc)).lower()
@@ -97,19 +83,19 @@ def _csv_safe(text):
 
 
 def measure(
-    backend,
-    pipeline,
-    images,
-    writer,
-    start_index,
-    count,
-    seq,
-    segment,
-    decode=decode_image,
-    on_row=None,
-    unreadable=None,
-    breakdown=None,
-):
+    backend: Any,
+    pipeline: Any,
+    images: List[str],
+    writer: TimingsWriter,
+    start_index: int,
+    count: int,
+    seq: int,
+    segment: int,
+    decode: Callable[[str], Any] = decode_image,
+    on_row: Optional[Callable[..., Any]] = None,
+    unreadable: Optional[Set[str]] = None,
+    breakdown: Optional[BreakdownWriter] = None,
+) -> Tuple[Optional[float], Optional[float]]:
     """Measure images ``start_index .. count-1``; the image of position ``seq`` is
     ``images[seq % len(images)]``. Unreadable images are skipped (not counted as measured) and
     their names added to ``unreadable``. ``breakdown`` (a BreakdownWriter) receives the backend's
@@ -208,86 +194,9 @@ def _peak_rss_mb():
         return None
 
 
-def _iso(when):
-    return datetime.datetime.fromtimestamp(when, _UTC).isoformat()
-
-
-def compose_summary(job, status, reason=None, error=None, segment=None, extra=None):
-    """summary.json for ``job``: the statistics are recomputed from timings.csv (all segments)."""
-    timings = os.path.join(job["result_dir"], "timings.csv")
-    rows = read_timings(timings)
-    segments = list(job.get("segments_before") or [])
-    if segment is not None:
-        segments.append(segment)
-    first = segments[0] if segments else {}
-    unreadable = set()
-    for item in segments:
-        unreadable.update(item.get("unreadable_files") or [])
-    summary = {
-        "schema_version": SCHEMA_VERSION,
-        "status": status,
-        "reason": reason,
-        "error": error,
-        "model": job["model"],
-        "provider": job["provider"],
-        "mode": job["mode"],
-        "task": job.get("task"),
-        "decoder": job.get("decoder"),
-        "weights": job.get("weights"),
-        "artifact": job.get("artifact"),
-        "settings": job.get("settings"),
-        "backend": (segment or {}).get("backend") or first.get("backend"),
-        "images": {
-            "requested": job["count"],
-            "measured": int(rows["index"].size),
-            "warmup": job["warmup"] if job["mode"] == "warm" else 0,
-            "source": job.get("images_dir"),
-            "source_files": job.get("source_files"),
-            "unreadable": len(unreadable),
-            "unreadable_files": sorted(unreadable)[:50],
-            "minimum": _rules(job)["min_images"],
-            "cap": _max_images(job),
-            "extended": max(0, int(rows["index"].size) - int(job["count"])),
-        },
-        "load_ms": first.get("load_ms"),
-        "first_inference_ms": first.get("first_inference_ms"),
-        "correctness": _correctness_of(segments, status, reason),
-        "segments": segments,
-        "started": segments[0].get("started") if segments else None,
-        "finished": _iso(time.time()),
-        "peak_rss_mb": max([s["peak_rss_mb"] for s in segments if s.get("peak_rss_mb")] or [None]),
-        "host": socket.gethostname(),
-        "python": platform.python_version(),
-        "runtime_version": __version__,
-    }
-    summary.update(summarize_rows(rows, cold=job["mode"] == "cold"))
-    stages = read_breakdown(os.path.join(job["result_dir"], "gpu_timings.csv"))
-    if stages is not None and stages["index"].size:
-        for name in BREAKDOWN_STAGES:
-            summary["phases"][name] = phase_stats(stages[name])
-        summary["gpu_breakdown"] = {
-            "source": "CUDA events on the inference stream",
-            "n": int(stages["index"].size),
-        }
-    if extra:
-        summary.update(extra)
-    summary["validity"] = validity(summary, _rules(job))
-    return summary
-
-
-def _rules(job):
-    """The validity rules of this job: VALIDITY_RULES with the plan's minimum duration."""
-    rules = dict(VALIDITY_RULES)
-    rules.update(dict((k, v) for k, v in (job.get("validity_rules") or {}).items() if v is not None))
-    return rules
-
-
-def _max_images(job):
-    cap = (job.get("validity_rules") or {}).get("max_images")
-    return int(cap) if cap is not None else max(DEFAULT_MAX_IMAGES, int(job["count"]))
-
-
-def extension_target(measured, measured_s, requested, min_images, min_duration_s, cap):
+def extension_target(
+    measured: int, measured_s: float, requested: int, min_images: int, min_duration_s: float, cap: int
+) -> int:
     """How many images the run should have measured in all to meet the minimum count and duration
     (estimated from the time per image so far, with a 10 % margin), never beyond ``cap`` and never
     fewer than ``requested``; equal to ``measured`` when nothing more is needed."""
@@ -323,18 +232,6 @@ def _check_correctness(backend, pipeline, job):
     )
 
 
-def _correctness_of(segments, status, reason):
-    """The latest segment's verdict; a run that never got to the check says why."""
-    from .correctness import not_checked
-
-    for item in reversed(segments):
-        if item.get("correctness"):
-            return item["correctness"]
-    if status == "complete":
-        return not_checked("no check was recorded for this run")
-    return not_checked("the run ended %s before the check%s" % (status, (": %s" % reason) if reason else ""))
-
-
 def _first_infer_of_segment(job, segment):
     """Cold mode: the first measured image of a segment is the process's first inference."""
     try:
@@ -345,7 +242,7 @@ def _first_infer_of_segment(job, segment):
     return float(rows["infer_ms"][hits[0]]) if hits.size else None
 
 
-def run_child(job_path):
+def run_child(job_path: str) -> int:
     """Entry point of the child process. Returns its exit code."""
     job = read_json(job_path)
     if job is None:
@@ -356,7 +253,7 @@ def run_child(job_path):
         "segment": job["segment"],
         "pid": os.getpid(),
         "start_index": job["start_index"],
-        "started": _iso(started),
+        "started": iso_time(started),
         "load_ms": None,
         "first_inference_ms": None,
         "unreadable_files": [],
@@ -376,7 +273,7 @@ def run_child(job_path):
             segment["load_ms"] = (_clock() - t0) * _TO_MS
         except ProviderUnavailable as exc:
             segment["backend"] = backend.details() if backend is not None else None
-            segment["finished"] = _iso(time.time())
+            segment["finished"] = iso_time(time.time())
             atomic_write_json(summary_path, compose_summary(job, "skipped", reason=str(exc), segment=segment))
             return CHILD_EXIT["skipped"]
         segment["backend"] = backend.details()
@@ -411,7 +308,7 @@ def run_child(job_path):
             breakdown=breakdown,
         )
         # The run extends itself (cycling the image set) to the validity minimums, up to the cap.
-        rules = _rules(job)
+        rules = job_rules(job)
         done = job["count"]
         while True:
             rows_now, seconds = _measured_seconds(job)
@@ -421,7 +318,7 @@ def run_child(job_path):
                 job["count"],
                 rules["min_images"],
                 rules["min_duration_s"],
-                _max_images(job),
+                max_images(job),
             )
             if target <= rows_now:
                 break
@@ -470,16 +367,13 @@ def run_child(job_path):
     finally:
         if backend is not None:
             backend.close()
-    if status == "complete":
-        from .results import repair_timings
-
-        if repair_timings(os.path.join(job["result_dir"], "timings.csv")) < job["count"]:
-            status, reason = "failed", "fewer rows than requested after the loop (a concurrent writer?)"
+    if status == "complete" and repair_timings(os.path.join(job["result_dir"], "timings.csv")) < job["count"]:
+        status, reason = "failed", "fewer rows than requested after the loop (a concurrent writer?)"
     segment["unreadable_files"] = sorted(unreadable)
     if job["mode"] == "cold" and segment["first_inference_ms"] is None and status != "skipped":
         segment["first_inference_ms"] = _first_infer_of_segment(job, job["segment"])
     segment["peak_rss_mb"] = _peak_rss_mb()
-    segment["finished"] = _iso(time.time())
+    segment["finished"] = iso_time(time.time())
     segment["exit"] = status
     try:
         atomic_write_json(summary_path, compose_summary(job, status, reason, error, segment))

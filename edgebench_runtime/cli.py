@@ -30,8 +30,10 @@ import json
 import os
 import sys
 import traceback
+from typing import List, Optional
 
 from . import __version__
+from .vocabulary import MODES, PRECISIONS, PROVIDER_FAMILIES, TENSORRT_DEFAULT_PRECISION
 
 __all__ = ["EXIT_CODES_HELP", "main"]
 
@@ -82,9 +84,14 @@ def build_parser():
     run.add_argument("--artifacts", default=None, help="artifacts directory (one folder per model)")
     run.add_argument("--models", default=None, help="comma-separated model names, or 'all' (default)")
     run.add_argument(
-        "--providers", default=None, help="comma-separated: cpu, cuda, tensorrt[-fp16] (default cpu)"
+        "--providers",
+        default=None,
+        help="comma-separated: %s[-%s] (default cpu)"
+        % (", ".join(PROVIDER_FAMILIES), TENSORRT_DEFAULT_PRECISION),
     )
-    run.add_argument("--modes", default=None, help="comma-separated: warm, cold (default warm)")
+    run.add_argument(
+        "--modes", default=None, help="comma-separated: %s (default %s)" % (", ".join(MODES), MODES[0])
+    )
     run.add_argument("--images", default=None, help="image folder (default ARTIFACTS/images)")
     run.add_argument("--count", type=int, default=100, help="measured images per run; cycled (default 100)")
     run.add_argument("--warmup", type=int, default=10, help="warm-up inferences in warm mode (default 10)")
@@ -182,7 +189,9 @@ def build_parser():
     engines.add_argument("--artifacts", default=None, help="artifacts directory (one folder per model)")
     engines.add_argument("--models", default=None, help="comma-separated model names")
     engines.add_argument(
-        "--precisions", default=None, help="comma-separated: fp32, fp16, int8 (default fp16)"
+        "--precisions",
+        default=None,
+        help="comma-separated: %s (default %s)" % (", ".join(PRECISIONS), TENSORRT_DEFAULT_PRECISION),
     )
     engines.add_argument(
         "--workspace-mb", type=int, default=None, help="builder memory pool limit in MiB (default 1024)"
@@ -229,7 +238,7 @@ def _plan_from_arguments(args):
         artifacts_dir=args.artifacts,
         models=_csv(args.models or "all"),
         providers=_csv(args.providers or "cpu"),
-        modes=_csv(args.modes or "warm"),
+        modes=_csv(args.modes or MODES[0]),
         images_dir=args.images,
         count=args.count,
         warmup=args.warmup,
@@ -299,7 +308,8 @@ def _control(args):
 
 
 def _engines(args):
-    from .engines import DEFAULT_WORKSPACE_MB, build_engines
+    from .engines import DEFAULT_WORKSPACE_MB
+    from .engines_command import build_engines
     from .plan import UsageError, read_plan, tensorrt_options
     from .vocabulary import parse_provider
 
@@ -326,7 +336,7 @@ def _engines(args):
     return build_engines(
         args.artifacts,
         _csv(args.models),
-        _csv(args.precisions or "fp16"),
+        _csv(args.precisions or TENSORRT_DEFAULT_PRECISION),
         workspace_mb=args.workspace_mb or DEFAULT_WORKSPACE_MB,
         engine_cache=args.engine_cache,
         calibration_images=args.calibration_images,
@@ -373,7 +383,7 @@ def _summarize(args):
     return code
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -9,18 +9,19 @@ Python 3.6 compatible.
 """
 
 import time
+from typing import Any, Callable, Dict, Optional
 
 from .telemetry import TelemetryState, thermal_zones
 
 __all__ = ["CooldownPolicy", "hottest_zone_c", "parse_policy"]
 
 
-def hottest_zone_c(root="/"):
+def hottest_zone_c(root: str = "/") -> Optional[float]:
     values = [value for _name, value in thermal_zones(TelemetryState(root=root))]
     return max(values) if values else None
 
 
-def parse_policy(text):
+def parse_policy(text: Optional[str]) -> "CooldownPolicy":
     """``"fixed:600"`` -> CooldownPolicy; raises ValueError with the accepted forms."""
     text = (text or "none").strip().lower()
     parts = text.split(":")
@@ -39,7 +40,16 @@ def parse_policy(text):
 
 
 class CooldownPolicy(object):
-    def __init__(self, kind, seconds=0.0, delta_c=3.0, cap_s=600.0, read_temp=None, sleep=None, clock=None):
+    def __init__(
+        self,
+        kind: str,
+        seconds: float = 0.0,
+        delta_c: float = 3.0,
+        cap_s: float = 600.0,
+        read_temp: Optional[Callable[[], Optional[float]]] = None,
+        sleep: Optional[Callable[[float], None]] = None,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
         if kind not in ("none", "fixed", "thermal"):
             raise ValueError("unknown cooldown kind %r" % kind)
         if seconds < 0 or cap_s < 0:
@@ -53,14 +63,14 @@ class CooldownPolicy(object):
         self.clock = clock or time.time
         self.baseline_c = None
 
-    def describe(self):
+    def describe(self) -> str:
         if self.kind == "fixed":
             return "fixed:%g" % self.seconds
         if self.kind == "thermal":
             return "thermal:%g:%g" % (self.delta_c, self.cap_s)
         return "none"
 
-    def measure_baseline(self, samples=3, interval=0.5):
+    def measure_baseline(self, samples: int = 3, interval: float = 0.5) -> Optional[float]:
         """Idle baseline: the median of a few readings of the hottest zone (at run start)."""
         if self.kind != "thermal":
             return None
@@ -74,7 +84,7 @@ class CooldownPolicy(object):
         self.baseline_c = sorted(readings)[len(readings) // 2] if readings else None
         return self.baseline_c
 
-    def wait(self, poll=1.0, should_stop=None):
+    def wait(self, poll: float = 1.0, should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
         """Wait per the policy; returns the record for summary.json."""
         record = {"policy": self.describe(), "waited_s": 0.0}
         start = self.clock()

@@ -33,6 +33,7 @@ import os
 import re
 import tempfile
 import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
     "DEFAULT_WORKSPACE_MB",
@@ -56,13 +57,20 @@ class EngineBuildError(Exception):
     """TensorRT could not parse the ONNX file or build an engine from it."""
 
 
-def trt_major(trt):
+def trt_major(trt: Any) -> int:
     """The major version of a ``tensorrt`` module (``"8.2.1.8"`` -> 8)."""
     match = re.match(r"\s*(\d+)", str(getattr(trt, "__version__", "0")))
     return int(match.group(1)) if match else 0
 
 
-def engine_key(onnx_sha256, trt_version, gpu_name, compute_capability, precision, build_options):
+def engine_key(
+    onnx_sha256: str,
+    trt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+    precision: str,
+    build_options: Dict[str, Any],
+) -> Tuple[str, Dict[str, Any]]:
     """``(key, components)``: the sha256 over everything that determines the engine."""
     if isinstance(compute_capability, (tuple, list)):
         compute_capability = "%d.%d" % tuple(compute_capability[:2])
@@ -105,17 +113,17 @@ def _sha256_bytes(data):
 class EngineCache(object):
     """Engine files and their metadata in one directory."""
 
-    def __init__(self, directory):
+    def __init__(self, directory: str) -> None:
         self.directory = str(directory)
 
     def _base(self, name, precision, key):
         return os.path.join(self.directory, "%s-%s-%s" % (_safe(name), _safe(precision), key[:16]))
 
-    def paths(self, name, precision, key):
+    def paths(self, name: str, precision: str, key: str) -> Tuple[str, str, str]:
         base = self._base(name, precision, key)
         return base + ".engine", base + ".json", base + ".log"
 
-    def timing_cache_path(self, trt_version, gpu_name, compute_capability):
+    def timing_cache_path(self, trt_version: str, gpu_name: str, compute_capability: str) -> str:
         if isinstance(compute_capability, (tuple, list)):
             compute_capability = "%d%d" % tuple(compute_capability[:2])
         return os.path.join(
@@ -124,7 +132,7 @@ class EngineCache(object):
             % (_safe(trt_version), _safe(gpu_name), _safe(str(compute_capability).replace(".", ""))),
         )
 
-    def lookup(self, name, precision, key):
+    def lookup(self, name: str, precision: str, key: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
         """``(engine bytes, None)`` when a cached engine matches its metadata, else
         ``(None, why not)``."""
         engine_path, meta_path, _log = self.paths(name, precision, key)
@@ -143,14 +151,23 @@ class EngineCache(object):
             return None, "cached engine %s does not match its recorded sha256 (corrupt)" % engine_path
         return data, None
 
-    def metadata(self, name, precision, key):
+    def metadata(self, name: str, precision: str, key: str) -> Optional[Dict[str, Any]]:
         try:
             with open(self.paths(name, precision, key)[1]) as handle:
                 return json.load(handle)
         except (IOError, OSError, ValueError):
             return None
 
-    def store(self, name, precision, key, components, data, build_ms, log_lines):
+    def store(
+        self,
+        name: str,
+        precision: str,
+        key: str,
+        components: Dict[str, Any],
+        data: bytes,
+        build_ms: float,
+        log_lines: List[str],
+    ) -> Dict[str, Any]:
         if not os.path.isdir(self.directory):
             os.makedirs(self.directory)
         engine_path, meta_path, log_path = self.paths(name, precision, key)
@@ -178,7 +195,7 @@ class EngineCache(object):
         return meta
 
 
-def make_logger(trt, keep_verbose=False):
+def make_logger(trt: Any, keep_verbose: bool = False) -> Any:
     """A ``trt.ILogger`` that keeps the builder's messages (INFO and above) in ``.lines``."""
     severity = trt.ILogger.Severity
     names = {}
@@ -205,7 +222,7 @@ def make_logger(trt, keep_verbose=False):
     return _Logger()
 
 
-def resolve_shape(engine_shape, wanted=None):
+def resolve_shape(engine_shape: Sequence[int], wanted: Optional[Sequence[Any]] = None) -> Tuple[int, ...]:
     """A concrete shape for a tensor whose shape may hold dynamic (-1) dimensions: the dimension of
     ``wanted`` (e.g. the manifest's input shape) where that is a positive int, else 1."""
     wanted = list(wanted or [])
@@ -220,15 +237,15 @@ def resolve_shape(engine_shape, wanted=None):
 
 
 def build_serialized(
-    trt,
-    onnx_path,
-    precision,
-    workspace_mb,
-    logger,
-    timing_cache_path=None,
-    input_shapes=None,
-    calibrator=None,
-):
+    trt: Any,
+    onnx_path: str,
+    precision: str,
+    workspace_mb: int,
+    logger: Any,
+    timing_cache_path: Optional[str] = None,
+    input_shapes: Optional[Dict[str, Any]] = None,
+    calibrator: Any = None,
+) -> Tuple[bytes, float, List[str]]:
     """Build an engine; returns ``(engine bytes, build_ms, notes)``. Raises EngineBuildError."""
     major = trt_major(trt)
     notes = []
@@ -303,7 +320,7 @@ def build_serialized(
     return data, build_ms, notes
 
 
-def deserialize(trt, logger, data):
+def deserialize(trt: Any, logger: Any, data: bytes) -> Tuple[Any, Any]:
     """``(runtime, engine)`` or ``(runtime, None)`` when TensorRT refuses the bytes."""
     runtime = trt.Runtime(logger)
     try:
@@ -314,19 +331,19 @@ def deserialize(trt, logger, data):
 
 
 def ensure_engine(
-    trt,
-    cache,
-    name,
-    onnx_path,
-    onnx_sha256,
-    precision,
-    gpu,
-    build_options,
-    logger,
-    input_shapes=None,
-    calibrator_factory=None,
-    load=True,
-):
+    trt: Any,
+    cache: EngineCache,
+    name: str,
+    onnx_path: str,
+    onnx_sha256: str,
+    precision: str,
+    gpu: Dict[str, Any],
+    build_options: Dict[str, Any],
+    logger: Any,
+    input_shapes: Optional[Dict[str, Any]] = None,
+    calibrator_factory: Optional[Callable[[str], Any]] = None,
+    load: bool = True,
+) -> Tuple[Any, Any, Dict[str, Any]]:
     """The engine for these inputs: cached when a valid one exists, built otherwise.
 
     Returns ``(runtime, engine or None when load is False, info)``; ``info`` has ``status``
@@ -391,86 +408,3 @@ def ensure_engine(
         if engine is None:
             raise EngineBuildError("TensorRT produced %s but cannot deserialise it" % engine_path)
     return runtime, engine, info
-
-
-def build_engines(
-    artifacts_dir,
-    models,
-    precisions,
-    workspace_mb=DEFAULT_WORKSPACE_MB,
-    engine_cache=None,
-    calibration_images=None,
-    device_id=0,
-    write=None,
-):
-    """The ``engines`` command: build (or find cached) one engine per model x precision, one line
-    each on ``write`` containing ``built``, ``cached`` or ``skipped`` (or ``FAILED``).
-
-    Returns an exit code: 0 all built / cached / skipped, 2 unknown precision, 3 input error (no
-    TensorRT here, artifacts dir or model missing), 4 at least one model failed (corrupt artifact,
-    parser or builder error)."""
-    import sys
-
-    from .backends.base import ProviderUnavailable
-    from .backends.tensorrt import PRECISIONS, TensorRTBackend
-    from .manifest import ArtifactError, verify_artifact
-
-    write = write or (lambda text: sys.stdout.write(text + "\n"))
-    err = lambda text: sys.stderr.write("edgebench-runtime engines: %s\n" % text)  # noqa: E731
-    for precision in precisions:
-        if precision not in PRECISIONS:
-            err("unknown precision %r (known: %s)" % (precision, ", ".join(PRECISIONS)))
-            return 2
-    ok, reason = TensorRTBackend.availability("tensorrt")
-    if not ok:
-        err("TensorRT is not available on this device: %s" % reason)
-        return 3
-    if not os.path.isdir(str(artifacts_dir)):
-        err("artifacts directory %s does not exist" % artifacts_dir)
-        return 3
-    missing = [m for m in models if not os.path.isfile(os.path.join(str(artifacts_dir), m, "manifest.json"))]
-    if missing or not models:
-        err("no artifact for %s in %s" % (", ".join(missing) or "(no models given)", artifacts_dir))
-        return 3
-    code = 0
-    options = {"workspace_mb": workspace_mb, "device_id": device_id}
-    if engine_cache:
-        options["engine_cache"] = engine_cache
-    if calibration_images:
-        options["calibration_images"] = calibration_images
-    for model in models:
-        artifact_dir = os.path.join(str(artifacts_dir), model)
-        try:
-            manifest = verify_artifact(artifact_dir)
-        except ArtifactError as exc:
-            write("%s: FAILED: artifact check failed: %s" % (model, exc))
-            code = 4
-            continue
-        for precision in precisions:
-            label = "%s tensorrt-%s" % (model, precision)
-            backend = TensorRTBackend("tensorrt-" + precision, {"provider_options": options})
-            try:
-                backend.check_usable()
-                info = backend.prepare_engine(artifact_dir, manifest)
-            except ProviderUnavailable as exc:
-                write("%s: skipped: %s" % (label, exc))
-                continue
-            except Exception as exc:
-                write("%s: FAILED: %s: %s" % (label, type(exc).__name__, str(exc).replace("built", "made")))
-                code = 4
-                continue
-            finally:
-                backend.close()
-            if info["status"] == "built":
-                write(
-                    "%s: built in %.1f s -> %s%s"
-                    % (
-                        label,
-                        (info.get("build_ms") or 0.0) / 1e3,
-                        info["path"],
-                        (" (%s)" % info["rebuilt_because"]) if info.get("rebuilt_because") else "",
-                    )
-                )
-            else:
-                write("%s: cached -> %s" % (label, info["path"]))
-    return code

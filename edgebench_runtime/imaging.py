@@ -8,6 +8,7 @@ Python 3.6 compatible: no dataclasses, no f-string ``=``, no walrus.
 """
 
 import os
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def _pil_interpolation(name):
     }[name]
 
 
-def decode_image(path, use_cv2=None):
+def decode_image(path: str, use_cv2: Optional[bool] = None) -> np.ndarray:
     """Read an image file into an HxWx3 uint8 array in RGB order.
 
     ``use_cv2=None`` picks OpenCV when it is installed.
@@ -107,7 +108,14 @@ class Preprocessor(object):
     original-image coordinates.
     """
 
-    def __init__(self, spec, height, width, layout="NCHW", use_cv2=None):
+    def __init__(
+        self,
+        spec: Dict[str, Any],
+        height: Optional[int],
+        width: Optional[int],
+        layout: str = "NCHW",
+        use_cv2: Optional[bool] = None,
+    ) -> None:
         self.spec = dict(spec)
         self.height = int(height)
         self.width = int(width)
@@ -138,7 +146,7 @@ class Preprocessor(object):
         self.pad_align = self.spec.get("pad_align", "center")
         self.resize_size = self.spec.get("resize_size")
 
-    def geometry_for(self, orig_height, orig_width):
+    def geometry_for(self, orig_height: int, orig_width: int) -> Dict[str, Any]:
         """Resize target, crop/pad offsets and scale for an image of the given size."""
         if self.mode == "stretch":
             return {
@@ -172,7 +180,7 @@ class Preprocessor(object):
             "offset": (float(top), float(left)),
         }
 
-    def __call__(self, image):
+    def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, Dict[str, Any]]:
         orig_h, orig_w = image.shape[:2]
         geometry = self.geometry_for(orig_h, orig_w)
         new_h, new_w = geometry["resized"]
@@ -247,7 +255,7 @@ class ImageSourceError(Exception):
     """The image folder is missing, not a folder, or holds no image files."""
 
 
-def list_images(folder):
+def list_images(folder: str) -> List[str]:
     """Sorted image files (JPEG/PNG/BMP) of ``folder``; raises ImageSourceError."""
     folder = str(folder)
     if not os.path.exists(folder):

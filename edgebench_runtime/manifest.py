@@ -6,6 +6,7 @@ Python 3.6 compatible.
 import hashlib
 import json
 import os
+from typing import Any, Dict, Optional
 
 __all__ = [
     "MANIFEST_NAME",
@@ -25,7 +26,7 @@ class ArtifactError(Exception):
     """An artifact is missing, unreadable, of an unknown schema, or fails its checksums."""
 
 
-def sha256_file(path):
+def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(str(path), "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
@@ -33,7 +34,7 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def load_manifest(artifact_dir):
+def load_manifest(artifact_dir: str) -> Dict[str, Any]:
     """The parsed ``manifest.json`` of ``artifact_dir``; raises ArtifactError with the path."""
     path = os.path.join(str(artifact_dir), MANIFEST_NAME)
     try:
@@ -51,7 +52,7 @@ def load_manifest(artifact_dir):
     return manifest
 
 
-def verify_artifact(artifact_dir, manifest=None):
+def verify_artifact(artifact_dir: str, manifest: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Check size and sha256 of every file the manifest lists; return the manifest.
 
     Raises ArtifactError naming the first file that is missing or differs.

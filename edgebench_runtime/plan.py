@@ -26,7 +26,7 @@ import difflib
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .cooldown import parse_policy
 from .imaging import ImageSourceError, list_images
@@ -64,33 +64,33 @@ class Plan(object):
 
     def __init__(
         self,
-        artifacts_dir,
-        models,
-        providers=("cpu",),
-        modes=("warm",),
-        images_dir=None,
-        count=100,
-        warmup=10,
-        threads=None,
-        inter_op_threads=None,
-        graph_optimization_level="all",
-        provider_options=None,
-        session_config=None,
-        timeout_s=None,
-        cooldown="none",
-        output_dir="results",
-        force=False,
-        memory_limit_mb=None,
-        child_prefix=None,
-        telemetry_interval=1.0,
-        use_cv2=None,
-        progress=None,
-        fsync_interval=1.0,
-        status_interval=1.0,
-        log=None,
-        min_duration_s=None,
-        max_images=None,
-    ):
+        artifacts_dir: str,
+        models: List[str],
+        providers: Sequence[str] = ("cpu",),
+        modes: Sequence[str] = ("warm",),
+        images_dir: Optional[str] = None,
+        count: int = 100,
+        warmup: int = 10,
+        threads: Optional[int] = None,
+        inter_op_threads: Optional[int] = None,
+        graph_optimization_level: str = "all",
+        provider_options: Optional[Dict[str, Any]] = None,
+        session_config: Optional[Dict[str, Any]] = None,
+        timeout_s: Optional[float] = None,
+        cooldown: Any = "none",
+        output_dir: str = "results",
+        force: bool = False,
+        memory_limit_mb: Optional[int] = None,
+        child_prefix: Optional[List[str]] = None,
+        telemetry_interval: float = 1.0,
+        use_cv2: Optional[bool] = None,
+        progress: Optional[bool] = None,
+        fsync_interval: float = 1.0,
+        status_interval: float = 1.0,
+        log: Optional[Callable[[str], None]] = None,
+        min_duration_s: Optional[float] = None,
+        max_images: Optional[int] = None,
+    ) -> None:
         self.artifacts_dir = str(artifacts_dir)
         self.models = list(models)
         self.providers = list(providers)

@@ -13,9 +13,11 @@ import re
 import socket
 import subprocess
 import sys
+from typing import Any, Dict
 
 from . import __version__
 from .telemetry import TelemetryState, jetson_rails, thermal_zones
+from .vocabulary import PROVIDER_FAMILIES
 
 __all__ = ["SCHEMA_VERSION", "probe"]
 
@@ -126,14 +128,14 @@ def _ort_providers():
     return list(onnxruntime.get_available_providers())
 
 
-def probe(root="/"):
+def probe(root: str = "/") -> Dict[str, Any]:
     """The probe as a dict; ``root`` lets tests point at a fake filesystem."""
     from .backends import provider_availability
     from .provisioned import installed_packages, optional_packages
 
     state = TelemetryState(root=root)
     providers = {}
-    for provider in ("cpu", "cuda", "tensorrt"):
+    for provider in PROVIDER_FAMILIES:
         ok, reason = provider_availability(provider)
         providers[provider] = {"available": ok, "reason": reason}
     zones = [{"name": name[5:-2], "temp_c": value} for name, value in thermal_zones(state)]

@@ -8,6 +8,7 @@ reason, so that a skipped provider says what is missing and how to supply it.
 import json
 import os
 import sys
+from typing import Any, Dict, Iterable, List, Optional
 
 __all__ = ["PROVISION_FILE", "absent_reasons", "installed_packages", "optional_packages"]
 
@@ -24,13 +25,13 @@ def _load(prefix=None):
     return data if isinstance(data, dict) else {}
 
 
-def optional_packages(prefix=None):
+def optional_packages(prefix: Optional[str] = None) -> Dict[str, Any]:
     """``{package: {"installed": bool, "reason": str or None}}`` as provisioning recorded it."""
     optional = _load(prefix).get("optional")
     return optional if isinstance(optional, dict) else {}
 
 
-def absent_reasons(packages, prefix=None):
+def absent_reasons(packages: Iterable[str], prefix: Optional[str] = None) -> List[str]:
     """``"package: reason"`` for each of ``packages`` that provisioning could not install."""
     notes = []
     for name, note in sorted(optional_packages(prefix).items()):
@@ -39,7 +40,7 @@ def absent_reasons(packages, prefix=None):
     return notes
 
 
-def installed_packages():
+def installed_packages() -> Dict[str, str]:
     """``{distribution: version}`` of this environment, or None where it cannot be listed."""
     try:
         from importlib import metadata  # novermin - guarded: 3.6 and 3.7 take pkg_resources below

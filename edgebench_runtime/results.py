@@ -1,4 +1,6 @@
-"""Result files: timings.csv, summary.json, status.json; statistics and the stability verdict.
+"""Result files: timings.csv, gpu_timings.csv, summary.json, status.json; their schema, atomic
+writes and the timings' reading, writing and repair. The statistics over the rows are in
+``statistics.py``; what goes into summary.json in ``summary.py``.
 
 Layout under the output directory (``results/<run_id>/<host>/`` when driven by Ansible)::
 
@@ -15,15 +17,34 @@ Python 3.6 compatible.
 """
 
 import contextlib
+import datetime
 import errno
 import json
-import math
 import os
 import tempfile
 import time
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from .statistics import (
+    PHASES,
+    STABILITY_THRESHOLDS,
+    VALIDITY_RULES,
+    dispersion,
+    early_stopping_estimate,
+    early_stopping_minimum,
+    early_stopping_overlatency,
+    nearest_rank,
+    phase_stats,
+    stability,
+    summarize_rows,
+    validity,
+)
+from .vocabulary import STATUSES
+
+# The statistics and STATUSES are re-exported: the controller, the benchmarks and the tests read
+# them from here, the module that writes and reads the files they describe.
 __all__ = [
     "BREAKDOWN_STAGES",
     "PHASES",
@@ -39,6 +60,7 @@ __all__ = [
     "early_stopping_estimate",
     "early_stopping_minimum",
     "early_stopping_overlatency",
+    "iso_time",
     "nearest_rank",
     "phase_stats",
     "read_breakdown",
@@ -52,15 +74,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-#: complete  every requested image measured
-#: partial   stopped early without an error of its own (the runtime was interrupted)
-#: failed    an exception, a corrupt artifact, a full disk, a crash: ``reason`` says which
-#: oom       out of memory: MemoryError/allocation failure in the child, or SIGKILL with OOM evidence
-#: timeout   the per-run timeout elapsed; the child was killed
-#: skipped   not run: the provider is unavailable here (``reason`` says why)
-STATUSES = ("complete", "partial", "failed", "oom", "timeout", "skipped")
 
-PHASES = ("decode_ms", "pre_ms", "infer_ms", "post_ms")
 TIMINGS_COLUMNS = (
     "schema_version",
     "index",
@@ -82,13 +96,14 @@ BREAKDOWN_STAGES = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
 BREAKDOWN_COLUMNS = ("schema_version", "index", *BREAKDOWN_STAGES)
 BREAKDOWN_HEADER = ",".join(BREAKDOWN_COLUMNS) + "\n"
 
-#: Coefficient of variation (std/mean) of infer_ms. pyperf warns when the standard deviation is
-#: above 10 % of the mean; trtexec reports the coefficient of variance of GPU compute time and
-#: flags it as unstable above 1 %, which CPU-only edge devices rarely meet, hence two levels.
-STABILITY_THRESHOLDS = {"stable_below": 0.05, "unstable_above": 0.10}
+
+def iso_time(when: Optional[float] = None) -> str:
+    """A Unix time (now when None) as the result files write it: ISO 8601 in UTC."""
+    moment = time.time() if when is None else when
+    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).isoformat()
 
 
-def atomic_write_json(path, data, reserve_fallback=True, reserve_bytes=0):
+def atomic_write_json(path: str, data: Any, reserve_fallback: bool = True, reserve_bytes: int = 0) -> None:
     """Write JSON to ``path`` via a temporary file + rename (readers never see half a file).
 
     When the disk is full (ENOSPC/EDQUOT) and ``path`` already exists, the file is rewritten in
@@ -133,7 +148,7 @@ def _json_default(value):
     raise TypeError("not JSON serialisable: %r" % (value,))
 
 
-def read_json(path):
+def read_json(path: str) -> Any:
     """Parsed JSON, or None when the file is absent or unreadable (e.g. torn by a crash)."""
     try:
         with open(path) as handle:
@@ -146,7 +161,7 @@ class TimingsWriter(object):
     """Appends one row per image to timings.csv: one ``write`` syscall per row (no user-space
     buffer to lose), ``fsync`` at least once a second and on close."""
 
-    def __init__(self, path, fsync_interval=1.0):
+    def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
         self.fsync_interval = fsync_interval
         new = not os.path.exists(path) or os.path.getsize(path) == 0
@@ -163,7 +178,19 @@ class TimingsWriter(object):
                 written = os.write(self.fd, view)
                 view = view[written:]
 
-    def row(self, index, seq, image, decode_ms, pre_ms, infer_ms, post_ms, segment, when, result):
+    def row(
+        self,
+        index: int,
+        seq: int,
+        image: str,
+        decode_ms: float,
+        pre_ms: float,
+        infer_ms: float,
+        post_ms: float,
+        segment: int,
+        when: float,
+        result: str,
+    ) -> None:
         self._write(
             (
                 "%d,%d,%d,%s,%.4f,%.4f,%.4f,%.4f,%d,%.3f,%s\n"
@@ -186,7 +213,7 @@ class TimingsWriter(object):
             os.fsync(self.fd)
             self._last_sync = when
 
-    def close(self):
+    def close(self) -> None:
         if self.fd is not None:
             try:
                 os.fsync(self.fd)
@@ -198,7 +225,7 @@ class TimingsWriter(object):
 class BreakdownWriter(TimingsWriter):
     """Appends one row per image to gpu_timings.csv (same durability as timings.csv)."""
 
-    def __init__(self, path, fsync_interval=1.0):
+    def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
         self.fsync_interval = fsync_interval
         new = not os.path.exists(path) or os.path.getsize(path) == 0
@@ -207,14 +234,14 @@ class BreakdownWriter(TimingsWriter):
         if new:
             self._write(BREAKDOWN_HEADER.encode("ascii"))
 
-    def stages(self, index, stages, when):
+    def stages(self, index: int, stages: Sequence[Optional[float]], when: float) -> None:
         self._write(("%d,%d,%.4f,%.4f,%.4f\n" % ((SCHEMA_VERSION, index, *tuple(stages)))).encode("ascii"))
         if when - self._last_sync >= self.fsync_interval:
             os.fsync(self.fd)
             self._last_sync = when
 
 
-def read_breakdown(path):
+def read_breakdown(path: str) -> Optional[Dict[str, np.ndarray]]:
     """gpu_timings.csv as ``{index, h2d_ms, gpu_compute_ms, d2h_ms}`` arrays (None when absent);
     rows of an index measured twice (a resumed segment) keep the last."""
     if not os.path.exists(path):
@@ -235,7 +262,7 @@ def read_breakdown(path):
     return out
 
 
-def repair_timings(path):
+def repair_timings(path: str) -> int:
     """Drop a torn last line (a crash or full disk mid-write). Returns the number of complete
     rows. Raises ValueError if the file is not an edgebench timings.csv of this schema."""
     if not os.path.exists(path):
@@ -256,7 +283,7 @@ def repair_timings(path):
     return data.count(b"\n") - 1
 
 
-def read_timings(path):
+def read_timings(path: str) -> Dict[str, Any]:
     """The rows of a timings.csv as a dict of numpy arrays (phases float64 for statistics) plus
     lists for the text columns. A torn last line is ignored."""
     columns = dict((name, []) for name in TIMINGS_COLUMNS)
@@ -279,271 +306,3 @@ def read_timings(path):
     out["image"] = columns["image"]
     out["result"] = columns["result"]
     return out
-
-
-#: The validity rules (``validity``), after MLPerf LoadGen and trtexec:
-#: * ``min_images`` 64: the fewest samples from which LoadGen's early-stopping estimate of the 90th
-#:   percentile exists at 99 % confidence (``early_stopping_minimum(0.9)``);
-#: * ``p99_min_samples`` 662: the same for the 99th percentile; below it p99 is null;
-#: * ``min_duration_s`` 3.0: trtexec's default ``--duration`` (the plan's
-#:   ``edgebench_min_duration_s`` overrides it), over the summed per-image time of the measured rows;
-#: * ``max_robust_dispersion`` 0.10: 1.4826 x MAD / median of infer_ms (the median absolute
-#:   deviation scaled to estimate a standard deviation, so the bound reads as a CoV that one outlier
-#:   cannot inflate) at pyperf's 10 % warning level;
-#: * no throttling seen in the measured window, and the correctness check passed.
-VALIDITY_RULES = {
-    "min_images": 64,
-    "p99_min_samples": 662,
-    "min_duration_s": 3.0,
-    "max_robust_dispersion": 0.10,
-    "early_stopping_percentile": 0.9,
-    "early_stopping_confidence": 0.99,
-    "dispersion_metric": "infer_ms",
-}
-
-#: Scales the median absolute deviation to the standard deviation of a normal distribution.
-MAD_TO_STD = 1.4826
-
-
-def nearest_rank(sorted_values, fraction):
-    """The nearest-rank percentile (LoadGen, trtexec): the value of rank ceil(fraction x n)."""
-    n = len(sorted_values)
-    if n == 0:
-        return None
-    rank = math.ceil(fraction * n - 1e-9)
-    return float(sorted_values[min(max(rank, 1), n) - 1])
-
-
-_OVERLATENCY = {}
-
-
-def early_stopping_overlatency(n, percentile=0.9, confidence=0.99):
-    """LoadGen's early stopping: the largest number ``t`` of samples allowed above the estimate,
-    i.e. the largest ``t`` with P(Binomial(n, 1 - percentile) <= t) <= 1 - confidence; 0 when
-    none (too few samples). The estimate is then the t-th largest sample."""
-    key = (int(n), percentile, confidence)
-    if key not in _OVERLATENCY:  # every phase of a result shares its n
-        _OVERLATENCY[key] = _overlatency(int(n), percentile, confidence)
-    return _OVERLATENCY[key]
-
-
-def _overlatency(n, percentile, confidence):
-    q = 1.0 - percentile
-    allowed = 1.0 - confidence
-    cumulative = 0.0
-    t = -1
-    if n <= 0:
-        return 0
-    log_q, log_p = math.log(q), math.log1p(-q)
-    for k in range(int(n) + 1):
-        log_pmf = (
-            math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_q + (n - k) * log_p
-        )
-        cumulative += math.exp(log_pmf)
-        if cumulative > allowed:
-            break
-        t = k
-    return max(t, 0)
-
-
-def early_stopping_minimum(percentile=0.9, confidence=0.99):
-    """The fewest samples for which ``early_stopping_overlatency`` is at least 1 (64 for p90, 662
-    for p99 at 99 % confidence, LoadGen's figures)."""
-    n = 1
-    while early_stopping_overlatency(n, percentile, confidence) < 1:
-        n += 1
-    return n
-
-
-def early_stopping_estimate(sorted_values, percentile=0.9, confidence=0.99):
-    """``(estimate, overlatency count)``: an upper bound of the percentile at ``confidence`` (the
-    t-th largest sample), or ``(None, 0)`` from too few samples."""
-    t = early_stopping_overlatency(len(sorted_values), percentile, confidence)
-    if t < 1:
-        return None, 0
-    return float(sorted_values[len(sorted_values) - t]), t
-
-
-def phase_stats(values):
-    """n, mean, std (sample, ddof=1), min, max, nearest-rank p50/p90/p99 (p99 null below
-    ``p99_min_samples``, with ``p99_reason``), median absolute deviation, in ms."""
-    values = np.asarray(values, dtype=np.float64)
-    n = int(values.size)
-    if n == 0:
-        return {
-            "n": 0,
-            "mean": None,
-            "std": None,
-            "min": None,
-            "max": None,
-            "p50": None,
-            "p90": None,
-            "p99": None,
-            "p99_reason": "no samples",
-            "mad": None,
-        }
-    ordered = np.sort(values)
-    p50 = nearest_rank(ordered, 0.5)
-    estimate, _overlatency = early_stopping_estimate(
-        ordered, VALIDITY_RULES["early_stopping_percentile"], VALIDITY_RULES["early_stopping_confidence"]
-    )
-    enough = n >= VALIDITY_RULES["p99_min_samples"]
-    return {
-        "n": n,
-        "mean": float(values.mean()),
-        "std": float(values.std(ddof=1)) if n > 1 else 0.0,
-        "min": float(ordered[0]),
-        "max": float(ordered[-1]),
-        "p50": p50,
-        "p90": nearest_rank(ordered, 0.9),
-        "p99": nearest_rank(ordered, 0.99) if enough else None,
-        "p99_reason": None
-        if enough
-        else "%d samples: a p99 needs at least %d (LoadGen's early-stopping minimum at 99 %% confidence)"
-        % (n, VALIDITY_RULES["p99_min_samples"]),
-        "p90_early_stopping": estimate,
-        "mad": float(np.median(np.abs(values - np.median(values)))),
-    }
-
-
-def dispersion(values):
-    """CoV (std / mean) beside the robust dispersion 1.4826 x MAD / median, and IQR / median."""
-    values = np.asarray(values, dtype=np.float64)
-    out = {"cov": None, "robust": None, "iqr_over_median": None, "mad": None, "median": None}
-    if values.size < 2:
-        return out
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median)))
-    mean = float(values.mean())
-    q1, q3 = np.percentile(values, [25, 75])
-    out.update(
-        {
-            "cov": float(values.std(ddof=1)) / mean if mean > 0 else None,
-            "robust": MAD_TO_STD * mad / median if median > 0 else None,
-            "iqr_over_median": float(q3 - q1) / median if median > 0 else None,
-            "mad": mad,
-            "median": median,
-        }
-    )
-    return out
-
-
-def stability(infer_stats):
-    """Verdict from the coefficient of variation of infer_ms (see STABILITY_THRESHOLDS)."""
-    mean, std = infer_stats.get("mean"), infer_stats.get("std")
-    verdict = {"metric": "infer_ms", "cv": None, "verdict": "unknown", "thresholds": STABILITY_THRESHOLDS}
-    if not mean or std is None or infer_stats.get("n", 0) < 2:
-        return verdict
-    cv = std / mean
-    verdict["cv"] = cv
-    if cv < STABILITY_THRESHOLDS["stable_below"]:
-        verdict["verdict"] = "stable"
-    elif cv <= STABILITY_THRESHOLDS["unstable_above"]:
-        verdict["verdict"] = "noisy"
-    else:
-        verdict["verdict"] = "unstable"
-        verdict["warning"] = (
-            "infer_ms varies by %.1f %% of its mean (over %.0f %%): results may be unreliable; "
-            "check throttling, background load and CPU frequency scaling"
-            % (cv * 100, STABILITY_THRESHOLDS["unstable_above"] * 100)
-        )
-    return verdict
-
-
-def _fps(mean_ms):
-    if mean_ms is None or mean_ms <= 0 or math.isnan(mean_ms):
-        return None
-    return 1000.0 / mean_ms
-
-
-def summarize_rows(rows, cold=False):
-    """Statistics of the rows (``read_timings`` output): per phase, total (pre+infer+post), e2e
-    (decode+...), FPS = 1000 / mean(total), end-to-end FPS = 1000 / mean(e2e), the stability
-    verdict, the dispersion of infer_ms (CoV beside the robust MAD- and IQR-based figures),
-    ``measured_s`` (the summed per-image time the minimum duration is judged on); in cold mode
-    also the statistics without the first image of each segment, which the dispersion uses."""
-    total = rows["pre_ms"] + rows["infer_ms"] + rows["post_ms"]
-    e2e = total + rows["decode_ms"]
-    phases = dict((name, phase_stats(rows[name])) for name in PHASES)
-    phases["total_ms"] = phase_stats(total)
-    phases["e2e_ms"] = phase_stats(e2e)
-    out = {
-        "phases": phases,
-        "fps": _fps(phases["total_ms"]["mean"]),
-        "fps_e2e": _fps(phases["e2e_ms"]["mean"]),
-        "stability": stability(phases["infer_ms"]),
-        "measured_s": float(e2e.sum()) / 1000.0,
-    }
-    steady_infer = rows["infer_ms"]
-    if cold and rows["index"].size:
-        segments = rows["segment"]
-        first = np.ones(segments.size, dtype=bool)
-        first[1:] = segments[1:] != segments[:-1]
-        keep = ~first
-        steady = dict((name, phase_stats(rows[name][keep])) for name in PHASES)
-        steady["total_ms"] = phase_stats(total[keep])
-        out["phases_excluding_first"] = steady
-        steady_infer = rows["infer_ms"][keep]
-    out["dispersion"] = dict(dispersion(steady_infer), metric="infer_ms", excludes_first=bool(cold))
-    return out
-
-
-def validity(summary, rules=None):
-    """``{"verdict": "valid" | "invalid", "reasons": [...], "notes": [...], "rules": ...}`` for a
-    summary.json (see VALIDITY_RULES; ``rules`` overrides, e.g. the plan's minimum duration).
-    Valid only when complete, from at least ``min_images`` measured images over at least
-    ``min_duration_s``, with the robust dispersion within bounds, no throttling seen and the
-    correctness check passed."""
-    chosen = dict(VALIDITY_RULES)
-    chosen.update(dict((key, value) for key, value in (rules or {}).items() if value is not None))
-    reasons = []
-    notes = []
-    status = summary.get("status")
-    if status != "complete":
-        reasons.append(
-            "the run is %s%s" % (status, (": %s" % summary["reason"]) if summary.get("reason") else "")
-        )
-    measured = int((summary.get("images") or {}).get("measured") or 0)
-    if measured < chosen["min_images"]:
-        reasons.append(
-            "%d measured images, under the %d LoadGen needs for its early-stopping p90 estimate"
-            % (measured, chosen["min_images"])
-        )
-    duration = summary.get("measured_s")
-    if duration is None or duration < chosen["min_duration_s"]:
-        reasons.append(
-            "measured for %.2f s, under the minimum %.2f s (edgebench_min_duration_s)"
-            % (duration or 0.0, chosen["min_duration_s"])
-        )
-    spread = (summary.get("dispersion") or {}).get("robust")
-    if spread is None:
-        if measured >= 2:
-            reasons.append("no dispersion of %s (median 0)" % chosen["dispersion_metric"])
-    elif spread > chosen["max_robust_dispersion"]:
-        reasons.append(
-            "%s varies by %.1f %% of its median (1.4826 x MAD), over %.0f %%: background load, "
-            "frequency scaling or throttling?"
-            % (chosen["dispersion_metric"], spread * 100, chosen["max_robust_dispersion"] * 100)
-        )
-    throttling = summary.get("throttling") or {}
-    if throttling.get("seen"):
-        reasons.append("throttling during the run: %s" % "; ".join(throttling.get("evidence") or ["seen"]))
-    elif throttling.get("seen") is None:
-        notes.append(
-            "throttling could not be observed (%s)" % (throttling.get("reason") or "no telemetry yet")
-        )
-    correctness = summary.get("correctness") or {}
-    if correctness.get("passed") is not True:
-        reasons.append(
-            "correctness %s%s"
-            % (
-                correctness.get("status") or "not checked",
-                (": %s" % correctness["reason"]) if correctness.get("reason") else "",
-            )
-        )
-    return {
-        "verdict": "invalid" if reasons else "valid",
-        "reasons": reasons,
-        "notes": notes,
-        "rules": chosen,
-    }

@@ -1,53 +1,54 @@
 """The parent side of ``edgebench-runtime run``: one supervised child per model x provider x mode.
 
-For every run the supervisor decides (resume rules), prepares the result directory, waits the
-cooldown, starts the child (``python -m edgebench_runtime _child JOB``), samples telemetry of the
-child, keeps status.json fresh, enforces the timeout and classifies how the child ended:
+For every run the supervisor decides what to do with its existing files (``resume.py``),
+prepares the result directory, waits the cooldown, starts the child (``python -m
+edgebench_runtime _child JOB``), samples telemetry of the child, keeps status.json fresh
+(``status.py``), enforces the timeout and classifies how the child ended:
 
 * the child wrote its final summary.json: that is the truth (complete, failed, oom via
   MemoryError/allocation failure, skipped);
 * killed by SIGKILL: ``oom`` when the kernel's OOM evidence is found (the child's memory cgroup
   ``oom_kill`` counter rose, or /dev/kmsg names the pid, or, where the cgroup files cannot be read,
-  the kernel's own oom_kill counter in /proc/vmstat rose while the child ran), otherwise ``failed``;
+  the kernel's own oom_kill counter in /proc/vmstat rose while the child ran: ``oom.py``),
+  otherwise ``failed``;
 * killed by the timeout: ``timeout``; any other death: ``failed`` with the child's log tail.
-
-Resume rules (without ``--force``): complete with at least the requested rows -> skipped over
-("already complete"); anything else with rows -> continued from the next image (a torn last line
-is dropped first); settings that differ from the existing rows' -> refused, the files untouched.
-``skipped`` results are re-evaluated. ``--force`` deletes the run's files and redoes it.
 
 Python 3.6 compatible.
 """
 
 import contextlib
-import datetime
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
+from typing import Callable, Optional
 
-from .bench import CHILD_EXIT, compose_summary
+from . import resume
+from .backends import provider_availability
+from .bench import CHILD_EXIT
 from .manifest import ArtifactError, load_manifest, verify_artifact
+from .oom import OomWatch
 from .plan import InputError, Plan, UsageError, validate
-from .results import SCHEMA_VERSION, atomic_write_json, read_json, read_timings, repair_timings, validity
-from .telemetry import Sampler, summarize_telemetry
+from .probe import probe
+from .results import (
+    SCHEMA_VERSION,
+    atomic_write_json,
+    iso_time,
+    read_json,
+    read_timings,
+    repair_timings,
+    validity,
+)
+from .status import ProgressBar, RowCounter, StatusFile, current_job
+from .summary import compose_summary
+from .telemetry import Sampler
+from .telemetry_summary import summarize_telemetry
 from .vocabulary import BAD_STATUSES
 
-__all__ = [
-    "EXIT",
-    "InputError",
-    "OomWatch",
-    "Plan",
-    "UsageError",
-    "kmsg_oom_evidence",
-    "memory_cgroup",
-    "oom_kill_count",
-    "run_plan",
-    "vmstat_oom_kills",
-]
+# Plan and its errors live in plan.py; they stay importable here, where `run` used to define them.
+__all__ = ["EXIT", "InputError", "Plan", "Supervisor", "UsageError", "run_plan"]
 
 EXIT = {"ok": 0, "internal": 1, "usage": 2, "input": 3, "incomplete": 4, "interrupted": 130}
 #: summary.json is first written padded to this size, so that the final summary can be rewritten in
@@ -59,301 +60,10 @@ class Interrupted(Exception):
     pass
 
 
-def _iso(when=None):
-    return datetime.datetime.fromtimestamp(
-        time.time() if when is None else when, datetime.timezone.utc
-    ).isoformat()
-
-
-class StatusFile(object):
-    """status.json at the output root: rewritten atomically; write errors never stop the run."""
-
-    def __init__(self, plan, total_jobs):
-        self.path = os.path.join(plan.output_dir, "status.json")
-        self.data = {
-            "schema_version": SCHEMA_VERSION,
-            "state": "running",
-            "pid": os.getpid(),
-            "started": _iso(),
-            "updated": None,
-            "output_dir": os.path.abspath(plan.output_dir),
-            "plan": {
-                "models": plan.models,
-                "providers": plan.providers,
-                "modes": plan.modes,
-                "count": plan.count,
-                "warmup": plan.warmup,
-            },
-            "jobs_total": total_jobs,
-            "jobs_done": 0,
-            "counts": {},
-            "current": None,
-            "eta_s": None,
-            "eta": None,
-            "errors": [],
-        }
-        self.warned = False
-
-    def finish_job(self, status):
-        self.data["jobs_done"] += 1
-        self.data["counts"][status] = self.data["counts"].get(status, 0) + 1
-        self.data["current"] = None
-
-    def write(self, **changes):
-        self.data.update(changes)
-        now = time.time()
-        self.data["updated"] = _iso(now)
-        current = self.data.get("current")
-        eta = None
-        if current and current.get("eta_s") is not None:
-            remaining_jobs = self.data["jobs_total"] - self.data["jobs_done"] - 1
-            eta = current["eta_s"] + max(0, remaining_jobs) * (current.get("job_estimate_s") or 0)
-        self.data["eta_s"] = eta
-        self.data["eta"] = _iso(now + eta) if eta is not None else None
-        try:
-            atomic_write_json(self.path, self.data)
-        except (IOError, OSError) as exc:
-            if not self.warned:
-                self.warned = True
-                sys.stderr.write("edgebench-runtime: cannot update %s: %s\n" % (self.path, exc))
-
-
-class RowCounter(object):
-    """Counts complete lines of a growing timings.csv without rereading it."""
-
-    def __init__(self, path):
-        self.path = path
-        self.offset = 0
-        self.lines = 0
-
-    def rows(self):
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except (IOError, OSError):
-            return max(0, self.lines - 1)
-        end = data.rfind(b"\n") + 1
-        self.lines += data[:end].count(b"\n")
-        self.offset += end
-        return max(0, self.lines - 1)
-
-
-class ProgressBar(object):
-    def __init__(self, enabled, stream=None):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.active = False
-
-    def show(self, label, done, total, rate, eta):
-        if not self.enabled:
-            return
-        width = 24
-        filled = int(width * done / float(total)) if total else 0
-        eta_text = "%d:%02d" % (eta // 60, eta % 60) if eta is not None else "?"
-        self.stream.write(
-            "\r%s %d/%d |%s%s| %.1f img/s ETA %s "
-            % (label, done, total, "#" * filled, " " * (width - filled), rate or 0.0, eta_text)
-        )
-        self.stream.flush()
-        self.active = True
-
-    def end(self):
-        if self.enabled and self.active:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.active = False
-
-
-# --- out-of-memory evidence ---------------------------------------------------------------------
-
-
-def memory_cgroup(pid):
-    """(version, directory) of the memory cgroup of ``pid``, or None."""
-    try:
-        with open("/proc/%d/cgroup" % pid) as handle:
-            lines = handle.read().splitlines()
-    except (IOError, OSError):
-        return None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) == 3 and "memory" in parts[1].split(","):
-            return 1, os.path.join("/sys/fs/cgroup/memory", parts[2].lstrip("/"))
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) == 3 and parts[0] == "0" and parts[1] == "":
-            return 2, os.path.join("/sys/fs/cgroup", parts[2].lstrip("/"))
-    return None
-
-
-def oom_kill_count(cgroup):
-    if not cgroup:
-        return None
-    version, directory = cgroup
-    name = "memory.oom_control" if version == 1 else "memory.events"
-    try:
-        with open(os.path.join(directory, name)) as handle:
-            text = handle.read()
-    except (IOError, OSError):
-        return None
-    match = re.search(r"^oom_kill (\d+)", text, re.M)
-    return int(match.group(1)) if match else None
-
-
-def kmsg_oom_evidence(pid, limit_bytes=8 << 20):
-    """A kernel log line saying the OOM killer killed ``pid``, or None (also when unreadable)."""
-    try:
-        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
-    pattern = re.compile(
-        r"(Killed process %d\b|oom-kill:.*\bpid=%d\b|Memory cgroup out of memory: Killed process %d\b)"
-        % (pid, pid, pid)
-    )
-    found = None
-    total = 0
-    try:
-        while total < limit_bytes:
-            try:
-                record = os.read(fd, 8192)
-            except OSError as exc:
-                if exc.errno == 32:  # EPIPE: record overwritten while reading; go on
-                    continue
-                break
-            if not record:
-                break
-            total += len(record)
-            text = record.decode("utf-8", "replace")
-            if pattern.search(text):
-                found = text.split(";", 1)[-1].strip()
-    finally:
-        os.close(fd)
-    return found
-
-
-def vmstat_oom_kills(path="/proc/vmstat"):
-    """The kernel's count of out-of-memory kills since boot (Linux 4.13+), or None.
-
-    Any user can read it on any kernel, whatever cgroup files and kernel log a device hides: it is
-    the evidence of last resort. It counts every OOM kill on the device, so it is read only
-    around one child's life and only consulted for a child that died by SIGKILL.
-    """
-    try:
-        with open(path) as handle:
-            for line in handle:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-    except (IOError, OSError, ValueError):
-        return None
-    return None
-
-
-def _is_root_cgroup(cgroup):
-    return os.path.normpath(cgroup[1]) in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")
-
-
-class OomWatch(object):
-    """Where the kernel would count an out-of-memory kill of a child, and the count before it ran.
-
-    The child starts in this process's memory cgroup, so that counter is read before the child
-    exists: a child killed before the first poll can no longer be asked for its own. A prefix
-    (``--child-prefix``) may move the child elsewhere; ``follow`` picks that up while it runs.
-    """
-
-    def __init__(self, cgroup=None, vmstat="/proc/vmstat"):
-        self.cgroup = cgroup or memory_cgroup(os.getpid())
-        self.before = oom_kill_count(self.cgroup)
-        self.vmstat = vmstat
-        self.kernel_before = vmstat_oom_kills(vmstat)
-
-    def follow(self, child):
-        """Track the cgroup of a running ``child``; False when it was found ended (``child.poll()`` set)."""
-        seen = memory_cgroup(child.pid)
-        # An exiting process (PF_EXITING: from the start of its exit, through the freeing of its
-        # memory, until it is a zombie and after) reports the root cgroup of a v1 hierarchy. A
-        # child being killed by the OOM killer is exactly such a process, so the root is never
-        # adopted: a prefix moves a child into a cgroup, not out to the root.
-        if seen is None or seen == self.cgroup or _is_root_cgroup(seen):
-            return True
-        count = oom_kill_count(seen)
-        if child.poll() is not None:  # only a read that the child outlived is trusted
-            return False
-        self.cgroup, self.before = seen, count
-        return True
-
-    def describe(self):
-        """Where the evidence was looked for, for a reason that says no OOM kill was seen."""
-        kernel = "; %s oom_kill %s -> %s" % (self.vmstat, self.kernel_before, vmstat_oom_kills(self.vmstat))
-        if not self.cgroup:
-            return ": no memory cgroup readable" + kernel
-        return ": memory cgroup %s oom_kill %s -> %s%s" % (
-            self.cgroup[1],
-            self.before,
-            oom_kill_count(self.cgroup),
-            kernel,
-        )
-
-    def evidence(self, pid):
-        """Why the SIGKILL of ``pid`` was the OOM killer's, or None."""
-        after = oom_kill_count(self.cgroup)
-        if after is not None and self.before is not None and after > self.before:
-            return "memory cgroup %s oom_kill %d -> %d" % (self.cgroup[1], self.before, after)
-        if after and self.before is None:
-            return "memory cgroup %s oom_kill = %d" % (self.cgroup[1], after)
-        found = kmsg_oom_evidence(pid)
-        if found or after is not None:
-            # A readable cgroup counter that did not rise is a no: the kernel counts every OOM
-            # kill, global or not, in the victim's cgroup. The global counter is for a device that
-            # hides its cgroups, where it is the only evidence there is.
-            return found
-        kernel_after = vmstat_oom_kills(self.vmstat)
-        if kernel_after is not None and self.kernel_before is not None and kernel_after > self.kernel_before:
-            return "the kernel counted %d out-of-memory kill(s) while it ran (%s oom_kill %d -> %d)" % (
-                kernel_after - self.kernel_before,
-                self.vmstat,
-                self.kernel_before,
-                kernel_after,
-            )
-        return None
-
-
 # --- one job ----------------------------------------------------------------------------------
 
 
-def _settings(plan, provider, manifest_sha):
-    return {
-        "backend_options": plan.backend_options(provider),
-        "warmup": plan.warmup,
-        "model_sha256": manifest_sha,
-        "use_cv2": plan.use_cv2,
-        "memory_limit_mb": plan.memory_limit_mb,
-    }
-
-
-_RESULT_FILES = ("timings.csv", "gpu_timings.csv", "summary.json")
-
-
-def _clear(result_dir):
-    for name in os.listdir(result_dir):
-        if name in (*_RESULT_FILES, "job.json", "child.log") or name.startswith("telemetry"):
-            os.unlink(os.path.join(result_dir, name))
-
-
-def _set_aside(result_dir):
-    """Rename an interrupted run's files to ``interrupted-<n>.<name>`` (nothing measured is deleted;
-    the prefix keeps them out of what readers of ``timings.csv`` / ``telemetry*.csv`` pick up);
-    returns the new timings file's name."""
-    number = 1
-    while os.path.exists(os.path.join(result_dir, "interrupted-%d.timings.csv" % number)):
-        number += 1
-    for name in sorted(os.listdir(result_dir)):
-        if name in _RESULT_FILES or name.startswith("telemetry"):
-            target = os.path.join(result_dir, "interrupted-%d.%s" % (number, name))
-            os.rename(os.path.join(result_dir, name), target)
-    return "interrupted-%d.timings.csv" % number
-
-
-def _preexec(memory_limit_mb):
+def _preexec(memory_limit_mb: Optional[int]) -> Callable[[], None]:
     def apply():
         if memory_limit_mb:
             import resource
@@ -364,7 +74,7 @@ def _preexec(memory_limit_mb):
     return apply
 
 
-def _log_tail(path, size=3000):
+def _log_tail(path: str, size: int = 3000) -> str:
     try:
         with open(path, "rb") as handle:
             handle.seek(0, 2)
@@ -375,18 +85,21 @@ def _log_tail(path, size=3000):
 
 
 class Supervisor(object):
-    def __init__(self, plan):
+    """Runs a validated plan's jobs one after the other, each in its own supervised child."""
+
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.results = []
         self.ran_any = False
         self.interrupted = False
 
-    def log(self, text):
+    def log(self, text: str) -> None:
         # The log goes to run.log on the device's disk: a full disk must not take the run down.
         with contextlib.suppress(OSError):
             self.plan.log(text)
 
-    def run(self):
+    def run(self) -> int:
+        """Every job of the plan; the exit code (see EXIT)."""
         plan = self.plan
         images = validate(plan)
         jobs = [(m, p, mode) for m in plan.models for p in plan.providers for mode in plan.modes]
@@ -394,8 +107,6 @@ class Supervisor(object):
         self.status.write()
         self.progress = ProgressBar(plan.progress)
         try:
-            from .probe import probe
-
             atomic_write_json(os.path.join(plan.output_dir, "env.json"), probe())
         except Exception as exc:  # the probe must not stop a run
             self.log("warning: device probe failed: %s" % exc)
@@ -418,8 +129,6 @@ class Supervisor(object):
             for model in plan.models:
                 manifest, artifact_error = self._verify(model, previous)
                 for provider in plan.providers:
-                    from .backends import provider_availability
-
                     ok, reason = provider_availability(provider)
                     for mode in plan.modes:
                         status = self._guarded_job(
@@ -495,7 +204,7 @@ class Supervisor(object):
                         "sha256": sha,
                         "verified": True,
                     },
-                    "settings": _settings(plan, provider, sha),
+                    "settings": resume.job_settings(plan, provider, sha),
                 }
             )
         else:
@@ -503,7 +212,7 @@ class Supervisor(object):
                 {
                     "manifest": None,
                     "artifact": {"dir": os.path.abspath(artifact_dir), "verified": False},
-                    "settings": _settings(plan, provider, None),
+                    "settings": resume.job_settings(plan, provider, None),
                 }
             )
         return job
@@ -517,7 +226,7 @@ class Supervisor(object):
         summary_path = os.path.join(result_dir, "summary.json")
         timings_path = os.path.join(result_dir, "timings.csv")
         if plan.force:
-            _clear(result_dir)
+            resume.clear_results(result_dir)
         job = self._base_job(model, provider, mode, images, manifest, result_dir)
         existing = read_json(summary_path)
         try:
@@ -525,23 +234,28 @@ class Supervisor(object):
         except ValueError as exc:
             self.log("%s: %s; use --force to start over" % (label, exc))
             return "conflict"
-        if artifact_error or unavailable:
+        previous_job = read_json(os.path.join(result_dir, "job.json"))
+        runnable = not (artifact_error or unavailable)
+        decision = resume.decide(rows, existing, previous_job, job["settings"], plan.count, mode, runnable)
+        if decision == resume.RECORD:
             status = "failed" if artifact_error else "skipped"
-            if existing and existing.get("status") == "complete" and rows >= plan.count:
-                # Measured with the artifact as it was then; a copy corrupted since does not undo it.
-                self.log(
-                    "%s: already complete%s"
-                    % (label, " (artifact now: %s)" % artifact_error if artifact_error else "")
-                )
-                return "complete"
             job["segments_before"] = list((existing or {}).get("segments") or [])
             atomic_write_json(
                 summary_path, compose_summary(job, status, reason=artifact_error or unavailable)
             )
             self.log("%s: %s: %s" % (label, status, artifact_error or unavailable))
             return status
-        previous_job = read_json(os.path.join(result_dir, "job.json"))
-        if rows and previous_job and previous_job.get("settings") != job["settings"]:
+        if decision == resume.SKIP:
+            # Measured with the artifact as it was then; a copy corrupted since does not undo it.
+            if not runnable:
+                self.log(
+                    "%s: already complete%s"
+                    % (label, " (artifact now: %s)" % artifact_error if artifact_error else "")
+                )
+            else:
+                self.log("%s: already complete (%d images)" % (label, rows))
+            return "complete"
+        if decision == resume.REFUSE:
             self.log(
                 "%s: existing rows were measured with other settings (%s vs %s): not mixing them; "
                 "use --force to redo"
@@ -552,12 +266,8 @@ class Supervisor(object):
                 )
             )
             return "conflict"
-        if existing and existing.get("status") == "complete" and rows >= plan.count:
-            self.log("%s: already complete (%d images)" % (label, rows))
-            return "complete"
-        if rows and rows < plan.count and job["mode"] == "cold":
-            # A resumed process would hold a second first inference: cold runs restart from scratch.
-            kept = _set_aside(result_dir)
+        if decision == resume.COLD_RESTART:
+            kept = resume.set_aside(result_dir)
             self.log(
                 "%s: the cold run stopped after %d of %d images restarts from scratch (a resumed "
                 "process would hold a second first inference); its rows are kept as %s"
@@ -565,7 +275,7 @@ class Supervisor(object):
             )
             rows, existing = 0, None
         job["segments_before"] = list((existing or {}).get("segments") or [])
-        if rows >= plan.count:
+        if decision == resume.FINISH:
             summary = compose_summary(job, "complete")
             atomic_write_json(summary_path, summary)
             self.log("%s: complete (rows were all written before the interruption)" % label)
@@ -609,7 +319,7 @@ class Supervisor(object):
         oom_watch = OomWatch()
         started = time.time()
         with open(log_path, "ab") as log_handle:
-            log_handle.write(("--- segment %d %s\n" % (job["segment"], _iso(started))).encode("utf-8"))
+            log_handle.write(("--- segment %d %s\n" % (job["segment"], iso_time(started))).encode("utf-8"))
             log_handle.flush()
             child = subprocess.Popen(
                 command,
@@ -704,26 +414,9 @@ class Supervisor(object):
         return status
 
     def _report(self, job, label, started, done, first_row_at, now, pid):
-        total = job["count"]
-        rate = eta = None
-        if first_row_at is not None and now > first_row_at[0] and done > first_row_at[1]:
-            rate = (done - first_row_at[1]) / (now - first_row_at[0])
-            eta = (total - done) / rate if rate > 0 else None
-        estimate = (now - started) + (eta or 0) if eta is not None else None
-        current = {
-            "child_pid": pid,
-            "model": job["model"],
-            "provider": job["provider"],
-            "mode": job["mode"],
-            "images_done": done,
-            "images_total": total,
-            "started": _iso(started),
-            "rate_images_per_s": rate,
-            "eta_s": eta,
-            "job_estimate_s": estimate,
-        }
+        current = current_job(job, started, done, first_row_at, now, pid)
         self.status.write(current=current)
-        self.progress.show(label, done, total, rate, eta)
+        self.progress.show(label, done, job["count"], current["rate_images_per_s"], current["eta_s"])
 
     def _stop_child(self, child, first=signal.SIGTERM, grace=5.0):
         try:
@@ -756,10 +449,10 @@ class Supervisor(object):
                 "segment": job["segment"],
                 "pid": child.pid,
                 "start_index": job["start_index"],
-                "started": _iso(started),
+                "started": iso_time(started),
             }
         )
-        segment.update({"images": seg_rows, "exit_code": code, "finished": _iso()})
+        segment.update({"images": seg_rows, "exit_code": code, "finished": iso_time()})
         tail = _log_tail(log_path)
         error = tail[-2000:] or None
         if timed_out:
@@ -794,13 +487,13 @@ class Supervisor(object):
         return compose_summary(job, status, reason=reason, error=error, segment=segment)
 
 
-def _signal_name(number):
+def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except (ValueError, AttributeError):
         return "signal %d" % number
 
 
-def run_plan(plan):
+def run_plan(plan: Plan) -> int:
     """Run a Plan; returns the exit code (see EXIT). Raises UsageError/InputError."""
     return Supervisor(plan).run()

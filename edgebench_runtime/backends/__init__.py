@@ -4,6 +4,8 @@
 Python 3.6 compatible.
 """
 
+from typing import Any, Dict, List, Optional, Tuple, Type
+
 from .base import Backend, ProviderUnavailable, parse_provider
 from .onnxruntime_backend import OrtBackend
 from .tensorrt import TensorRTBackend
@@ -23,7 +25,7 @@ __all__ = [
 _BACKENDS = {}
 
 
-def register_backend(cls):
+def register_backend(cls: Type[Backend]) -> Type[Backend]:
     for family in cls.families:
         _BACKENDS[family] = cls
     return cls
@@ -33,18 +35,18 @@ register_backend(OrtBackend)
 register_backend(TensorRTBackend)
 
 
-def known_families():
+def known_families() -> List[str]:
     return sorted(_BACKENDS)
 
 
-def backend_class(provider):
+def backend_class(provider: str) -> Type[Backend]:
     family = parse_provider(provider)[0]
     if family not in _BACKENDS:
         raise KeyError("unknown provider %r (known: %s)" % (provider, ", ".join(known_families())))
     return _BACKENDS[family]
 
 
-def provider_availability(provider):
+def provider_availability(provider: str) -> Tuple[bool, Optional[str]]:
     """``(ok, reason)`` for a provider string, without loading any model."""
     try:
         cls = backend_class(provider)
@@ -53,7 +55,7 @@ def provider_availability(provider):
     return cls.availability(provider)
 
 
-def available_providers():
+def available_providers() -> List[str]:
     """The provider families usable on this device (``tensorrt`` listed once if any precision)."""
     found = []
     for family in known_families():
@@ -63,5 +65,5 @@ def available_providers():
     return found
 
 
-def create_backend(provider, options=None):
+def create_backend(provider: str, options: Optional[Dict[str, Any]] = None) -> Backend:
     return backend_class(provider)(provider, options)

@@ -8,6 +8,11 @@ device-to-host copies of every input and output, with the stream synchronised be
 Python 3.6 compatible.
 """
 
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..vocabulary import parse_provider
+
+# parse_provider is defined once, in the vocabulary; re-exported for the backends that import it here.
 __all__ = ["BREAKDOWN", "Backend", "ProviderUnavailable", "parse_provider"]
 
 #: The stages of one inference a backend may time on the device itself (trtexec's breakdown:
@@ -17,15 +22,6 @@ BREAKDOWN = ("h2d_ms", "gpu_compute_ms", "d2h_ms")
 
 class ProviderUnavailable(Exception):
     """The device lacks this provider (library, driver or hardware): the run is ``skipped``."""
-
-
-def parse_provider(provider):
-    """``"tensorrt-fp16"`` -> ``("tensorrt", "fp16")``; ``"cpu"`` -> ``("cpu", None)``."""
-    text = str(provider).strip().lower()
-    if "-" in text:
-        family, precision = text.split("-", 1)
-        return family, precision
-    return text, None
 
 
 class Backend(object):
@@ -39,34 +35,34 @@ class Backend(object):
     measures_breakdown = False
     last_breakdown = None
 
-    def __init__(self, provider, options=None):
+    def __init__(self, provider: str, options: Optional[Dict[str, Any]] = None) -> None:
         self.provider = provider
         self.family, self.precision = parse_provider(provider)
         self.options = dict(options or {})
-        self.input_names = []
-        self.output_names = []
+        self.input_names = []  # type: List[str]
+        self.output_names = []  # type: List[str]
 
     @classmethod
-    def availability(cls, provider):
+    def availability(cls, provider: str) -> Tuple[bool, Optional[str]]:
         """``(True, None)`` or ``(False, reason)``, cheaply and without loading a model."""
         return False, "backend %s does not implement availability()" % cls.name
 
-    def version(self):
+    def version(self) -> Optional[str]:
         raise NotImplementedError
 
-    def load(self, artifact_dir, manifest):
+    def load(self, artifact_dir: str, manifest: Dict[str, Any]) -> None:
         """Prepare to run the artifact's model. Raises ProviderUnavailable when the provider
         turns out to be missing only at load time (e.g. ONNX Runtime silently falling back)."""
         raise NotImplementedError
 
-    def infer(self, feeds):
+    def infer(self, feeds: Dict[str, Any]) -> List[Any]:
         """Run one inference: ``feeds`` maps input name -> array; returns the outputs as a list
         of numpy arrays in ``self.output_names`` order."""
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         """Release the session/engine; safe to call twice."""
 
-    def details(self):
+    def details(self) -> Dict[str, Any]:
         """Everything that influences the timings, recorded in summary.json."""
         return {"name": self.name, "version": self.version(), "provider": self.provider}

@@ -9,6 +9,7 @@ Python 3.6 compatible.
 """
 
 import os
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..provisioned import absent_reasons
 from .base import Backend, ProviderUnavailable, parse_provider
@@ -29,7 +30,7 @@ class OrtBackend(Backend):
     name = "onnxruntime"
     families = ("cpu", "cuda")
 
-    def __init__(self, provider, options=None):
+    def __init__(self, provider: str, options: Optional[Dict[str, Any]] = None) -> None:
         Backend.__init__(self, provider, options)
         self.threads = self.options.get("threads")
         self.inter_op_threads = self.options.get("inter_op_threads")
@@ -44,7 +45,7 @@ class OrtBackend(Backend):
         self._run = None
 
     @classmethod
-    def availability(cls, provider):
+    def availability(cls, provider: str) -> Tuple[bool, Optional[str]]:
         family, precision = parse_provider(provider)
         if family not in ORT_PROVIDERS:
             return False, "onnxruntime does not serve provider %r" % provider
@@ -67,10 +68,10 @@ class OrtBackend(Backend):
             return False, "; ".join([reason] + ["provisioning: %s" % note for note in notes])
         return True, None
 
-    def version(self):
+    def version(self) -> Optional[str]:
         return _ort().__version__
 
-    def load(self, artifact_dir, manifest):
+    def load(self, artifact_dir: str, manifest: Dict[str, Any]) -> None:
         ort = _ort()
         ok, reason = self.availability(self.provider)
         if not ok:
@@ -110,14 +111,14 @@ class OrtBackend(Backend):
         self.output_names = [item.name for item in session.get_outputs()]
         self._run = session.run
 
-    def infer(self, feeds):
+    def infer(self, feeds: Dict[str, Any]) -> List[Any]:
         return self._run(self.output_names, feeds)
 
-    def close(self):
+    def close(self) -> None:
         self.session = None
         self._run = None
 
-    def details(self):
+    def details(self) -> Dict[str, Any]:
         data = Backend.details(self)
         data.update(
             {

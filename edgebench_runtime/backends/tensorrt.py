@@ -32,11 +32,25 @@ Python 3.6 compatible.
 import contextlib
 import os
 import sys
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..engines import DEFAULT_WORKSPACE_MB, EngineCache, ensure_engine, make_logger, resolve_shape
+from ..manifest import sha256_file
 from ..provisioned import absent_reasons
-from .base import Backend, ProviderUnavailable, parse_provider
+from ..vocabulary import PRECISIONS, parse_provider
+from .base import Backend, ProviderUnavailable
+from .tensorrt_api import (
+    BindingsApi,
+    TensorsApi,
+    TensorSpec,
+    calibration_batches,
+    calibration_digest,
+    make_calibrator,
+    plan_buffers,
+    select_api,
+)
 
 __all__ = [
     "PRECISIONS",
@@ -48,8 +62,6 @@ __all__ = [
     "plan_buffers",
     "select_api",
 ]
-
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def _tensorrt():
@@ -88,7 +100,7 @@ def _import_status():
     return trt_version, cuda_version, "; ".join(reasons) or None
 
 
-def gpu_identity(cuda, device_id=0):
+def gpu_identity(cuda: Any, device_id: int = 0) -> Dict[str, Any]:
     """``{"name", "compute_capability": "M.m", "device_id"}`` of a CUDA device (initialises CUDA)."""
     cuda.init()
     count = cuda.Device.count()
@@ -103,200 +115,12 @@ def gpu_identity(cuda, device_id=0):
     }
 
 
-class TensorSpec(object):
-    """One engine I/O tensor as the engine describes it."""
-
-    __slots__ = ("dtype", "index", "is_input", "name", "shape")
-
-    def __init__(self, name, shape, dtype, is_input, index):
-        self.name = str(name)
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
-        self.is_input = bool(is_input)
-        self.index = int(index)
-
-    def describe(self):
-        return {
-            "name": self.name,
-            "shape": list(self.shape),
-            "dtype": self.dtype.name,
-            "mode": "input" if self.is_input else "output",
-        }
-
-
-class BindingsApi(object):
-    """TensorRT 8.x: binding indices and ``execute_async_v2``."""
-
-    name = "bindings/execute_async_v2"
-
-    def __init__(self, trt, engine, context):
-        self.trt, self.engine, self.context = trt, engine, context
-        self.bindings = None
-
-    def tensors(self):
-        engine = self.engine
-        return [
-            TensorSpec(
-                engine.get_binding_name(i),
-                engine.get_binding_shape(i),
-                self.trt.nptype(engine.get_binding_dtype(i)),
-                engine.binding_is_input(i),
-                i,
-            )
-            for i in range(engine.num_bindings)
-        ]
-
-    def set_input_shape(self, spec, shape):
-        if not self.context.set_binding_shape(spec.index, tuple(shape)):
-            raise ValueError("TensorRT refused shape %s for input %s" % (list(shape), spec.name))
-
-    def shape(self, spec):
-        return tuple(int(d) for d in self.context.get_binding_shape(spec.index))
-
-    def bind(self, specs, addresses):
-        bindings = [0] * len(specs)
-        for spec in specs:
-            bindings[spec.index] = int(addresses[spec.name])
-        self.bindings = bindings
-
-    def execute(self, stream_handle):
-        return self.context.execute_async_v2(bindings=self.bindings, stream_handle=stream_handle)
-
-
-class TensorsApi(object):
-    """TensorRT 10.x: tensor names, ``set_tensor_address`` and ``execute_async_v3``."""
-
-    name = "tensors/execute_async_v3"
-
-    def __init__(self, trt, engine, context):
-        self.trt, self.engine, self.context = trt, engine, context
-
-    def tensors(self):
-        engine = self.engine
-        specs = []
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            specs.append(
-                TensorSpec(
-                    name,
-                    engine.get_tensor_shape(name),
-                    self.trt.nptype(engine.get_tensor_dtype(name)),
-                    engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT,
-                    i,
-                )
-            )
-        return specs
-
-    def set_input_shape(self, spec, shape):
-        if not self.context.set_input_shape(spec.name, tuple(shape)):
-            raise ValueError("TensorRT refused shape %s for input %s" % (list(shape), spec.name))
-
-    def shape(self, spec):
-        return tuple(int(d) for d in self.context.get_tensor_shape(spec.name))
-
-    def bind(self, specs, addresses):
-        for spec in specs:
-            if not self.context.set_tensor_address(spec.name, int(addresses[spec.name])):
-                raise ValueError("TensorRT refused the address of tensor %s" % spec.name)
-
-    def execute(self, stream_handle):
-        return self.context.execute_async_v3(stream_handle)
-
-
-def select_api(trt):
-    """The API adapter class for the TensorRT present: by its major version."""
-    from ..engines import trt_major
-
-    return TensorsApi if trt_major(trt) >= 10 else BindingsApi
-
-
-def plan_buffers(specs, shapes):
-    """``[(spec, shape, nbytes)]`` for every tensor: ``shapes`` maps name -> concrete shape (inputs
-    resolved from the manifest, outputs as the execution context reports them after the input
-    shapes are set). A dimension still dynamic (a data-dependent output) is an error."""
-    plan = []
-    for spec in specs:
-        shape = tuple(int(d) for d in shapes.get(spec.name, spec.shape))
-        if any(d < 0 for d in shape):
-            raise ValueError(
-                "tensor %s has a data-dependent shape %s: this backend needs shapes known before execution"
-                % (spec.name, list(shape))
-            )
-        count = 1
-        for dim in shape:
-            count *= dim
-        plan.append((spec, shape, count * spec.dtype.itemsize))
-    return plan
-
-
-def _calibration_batches(folder, manifest, use_cv2=None, limit=500):
-    from ..imaging import Preprocessor, decode_image, list_images
-
-    spec = manifest.get("input") or {}
-    preprocess = Preprocessor(
-        manifest.get("preprocess") or {},
-        spec.get("height"),
-        spec.get("width"),
-        spec.get("layout", "NCHW"),
-        use_cv2,
-    )
-    for path in list_images(folder)[:limit]:
-        yield preprocess(decode_image(path))[0]
-
-
-def _calibration_digest(folder, limit=500):
-    import hashlib
-
-    from ..imaging import list_images
-    from ..manifest import sha256_file
-
-    digest = hashlib.sha256()
-    for path in list_images(folder)[:limit]:
-        digest.update(os.path.basename(path).encode("utf-8") + b"\0" + sha256_file(path).encode("ascii"))
-    return digest.hexdigest()
-
-
-def _make_calibrator(trt, cuda, batches, cache_path):
-    class _Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = iter(batches)
-            self.device = None
-
-        def get_batch_size(self):
-            return 1
-
-        def get_batch(self, names):
-            try:
-                batch = np.ascontiguousarray(next(self.batches), dtype=np.float32)
-            except StopIteration:
-                return None
-            if self.device is None:
-                self.device = cuda.mem_alloc(batch.nbytes)
-            cuda.memcpy_htod(self.device, batch)
-            return [int(self.device)]
-
-        def read_calibration_cache(self):
-            if os.path.isfile(cache_path):
-                with open(cache_path, "rb") as handle:
-                    return handle.read()
-            return None
-
-        def write_calibration_cache(self, cache):
-            with open(cache_path, "wb") as handle:
-                handle.write(bytes(memoryview(cache)))
-
-    return _Calibrator()
-
-
 class TensorRTBackend(Backend):
     name = "tensorrt"
     families = ("tensorrt",)
 
-    def __init__(self, provider, options=None):
+    def __init__(self, provider: str, options: Optional[Dict[str, Any]] = None) -> None:
         Backend.__init__(self, provider, options)
-        from ..engines import DEFAULT_WORKSPACE_MB
-
         self.precision = self.precision or "fp32"
         self.provider_options = dict(self.options.get("provider_options") or {})
         self.workspace_mb = int(self.provider_options.get("workspace_mb", DEFAULT_WORKSPACE_MB))
@@ -319,7 +143,7 @@ class TensorRTBackend(Backend):
         self._results = []
 
     @classmethod
-    def availability(cls, provider):
+    def availability(cls, provider: str) -> Tuple[bool, Optional[str]]:
         precision = parse_provider(provider)[1] or "fp32"
         if precision not in PRECISIONS:
             return False, "unknown TensorRT precision %r (known: %s)" % (precision, ", ".join(PRECISIONS))
@@ -335,12 +159,12 @@ class TensorRTBackend(Backend):
             return False, "CUDA is not usable through pycuda (%s: %s)" % (type(exc).__name__, exc)
         return True, None
 
-    def version(self):
+    def version(self) -> Optional[str]:
         return _import_status()[0]
 
     # --- load ---------------------------------------------------------------------------------
 
-    def build_options(self, manifest):
+    def build_options(self, manifest: Dict[str, Any]) -> Dict[str, Any]:
         """What goes into the engine key besides the ONNX file, TensorRT, GPU and precision."""
         options = {
             "workspace_mb": self.workspace_mb,
@@ -350,13 +174,13 @@ class TensorRTBackend(Backend):
             ),
         }
         if self.precision == "int8":
-            options["calibration"] = _calibration_digest(self.calibration_images)
+            options["calibration"] = calibration_digest(self.calibration_images)
         return options
 
-    def onnx_file(self, manifest):
+    def onnx_file(self, manifest: Dict[str, Any]) -> str:
         return manifest.get("int32_file") or manifest.get("model_file") or "model.onnx"
 
-    def check_usable(self):
+    def check_usable(self) -> None:
         """Raise ProviderUnavailable with the reason when this provider cannot run here."""
         ok, reason = self.availability(self.provider)
         if not ok:
@@ -369,12 +193,12 @@ class TensorRTBackend(Backend):
         if self.precision == "int8" and not os.path.isdir(str(self.calibration_images)):
             raise ProviderUnavailable("calibration image folder %s does not exist" % self.calibration_images)
 
-    def load(self, artifact_dir, manifest):
+    def load(self, artifact_dir: str, manifest: Dict[str, Any]) -> None:
         self.check_usable()
         self.prepare_engine(artifact_dir, manifest)
         self._prepare_io(manifest)
 
-    def prepare_engine(self, artifact_dir, manifest):
+    def prepare_engine(self, artifact_dir: str, manifest: Dict[str, Any]) -> Dict[str, Any]:
         """Find the cached engine or build it (the ``engines`` command stops here); returns
         ``engine_info`` (``status`` built | cached, ``key``, ``path``, ``build_ms``, ``log``)."""
         self._trt, self._cuda = _tensorrt(), _cuda()
@@ -385,9 +209,6 @@ class TensorRTBackend(Backend):
         return self.engine_info
 
     def _load_engine(self, artifact_dir, manifest):
-        from ..engines import EngineCache, ensure_engine, make_logger
-        from ..manifest import sha256_file
-
         trt = self._trt
         self.model_file = self.onnx_file(manifest)
         onnx_path = os.path.join(str(artifact_dir), self.model_file)
@@ -405,8 +226,8 @@ class TensorRTBackend(Backend):
         calibration = self.calibration_images
 
         def calibrator_factory(key):
-            batches = _calibration_batches(calibration, manifest)
-            return _make_calibrator(
+            batches = calibration_batches(calibration, manifest)
+            return make_calibrator(
                 trt, cuda, batches, os.path.join(cache.directory, "calibration-%s.cache" % key[:16])
             )
 
@@ -432,8 +253,6 @@ class TensorRTBackend(Backend):
         self.api = select_api(trt)(trt, self._engine, self._context)
         specs = self.api.tensors()
         wanted = dict((item["name"], item.get("shape")) for item in manifest.get("inputs", []))
-        from ..engines import resolve_shape
-
         shapes = {}
         for spec in specs:
             if spec.is_input:
@@ -473,7 +292,7 @@ class TensorRTBackend(Backend):
 
     # --- inference ----------------------------------------------------------------------------
 
-    def infer(self, feeds):
+    def infer(self, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
         cuda = self._cuda
         stream = self._stream
         events = self._events
@@ -509,7 +328,7 @@ class TensorRTBackend(Backend):
             )
         return self._results
 
-    def close(self):
+    def close(self) -> None:
         for device in self._device_buffers:
             with contextlib.suppress(Exception):
                 device.free()
@@ -523,7 +342,7 @@ class TensorRTBackend(Backend):
                 self._ctx.pop()
             self._ctx = None
 
-    def details(self):
+    def details(self) -> Dict[str, Any]:
         data = Backend.details(self)
         info = dict(self.engine_info or {})
         info.pop("components", None)

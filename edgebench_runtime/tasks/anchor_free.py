@@ -20,28 +20,28 @@ the rest reported in decreasing score in original pixels; no NMS (the model did 
 Python 3.6 compatible.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar, Dict, List, Optional
 
 import numpy as np
 
 from .base import register_decoder
-from .detection import _DetectionDecoder, _empty_result
+from .detection_base import DetectionDecoder, empty_result
 from .nms import boxes_to_original, cxcywh_to_xyxy, topk_indices
 
 __all__ = ["End2EndDecoder", "Yolov8Decoder"]
 
 
 @register_decoder("yolov8")
-class Yolov8Decoder(_DetectionDecoder):
-    parameters: ClassVar[dict] = dict(_DetectionDecoder.parameters, num_classes="int")
+class Yolov8Decoder(DetectionDecoder):
+    parameters: ClassVar[dict] = dict(DetectionDecoder.parameters, num_classes="int")
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         params = dict(params or {})
         params.setdefault("iou_threshold", 0.7)
-        _DetectionDecoder.__init__(self, manifest, params)
+        DetectionDecoder.__init__(self, manifest, params)
         self.num_classes = self.params.get("num_classes")
 
-    def channels_first(self, output):
+    def channels_first(self, output: np.ndarray) -> np.ndarray:
         """The ``(4 + C, N)`` view of the output, whichever orientation the export chose."""
         output = np.asarray(output)
         if output.ndim == 3:
@@ -56,7 +56,7 @@ class Yolov8Decoder(_DetectionDecoder):
             )
         return output if output.shape[0] <= output.shape[1] else output.T
 
-    def classes_in(self, channels):
+    def classes_in(self, channels: int) -> int:
         count = self.num_classes
         if count is None:
             count = len(self.labels) if len(self.labels) else channels - 4
@@ -67,7 +67,7 @@ class Yolov8Decoder(_DetectionDecoder):
             )
         return int(count)
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         pred = self.channels_first(outputs[0])
         scores_by_class = pred[4 : 4 + self.classes_in(pred.shape[0])]  # (C, N), a view
         threshold = np.float32(self.score_threshold)
@@ -80,7 +80,7 @@ class Yolov8Decoder(_DetectionDecoder):
             scores = best[cells]
             classes = scores_by_class[:, cells].argmax(axis=0)
         if cells.shape[0] == 0:
-            return _empty_result()
+            return empty_result()
         if cells.shape[0] > self.max_candidates:
             top = topk_indices(scores, self.max_candidates)
             cells, classes, scores = cells[top], classes[top], scores[top]
@@ -90,7 +90,7 @@ class Yolov8Decoder(_DetectionDecoder):
 
 
 @register_decoder("end2end")
-class End2EndDecoder(_DetectionDecoder):
+class End2EndDecoder(DetectionDecoder):
     parameters: ClassVar[dict] = {
         "score_threshold": "number",
         "max_detections": "int",
@@ -98,14 +98,14 @@ class End2EndDecoder(_DetectionDecoder):
         "normalized": "bool",
     }
 
-    def __init__(self, manifest, params=None):
-        _DetectionDecoder.__init__(self, manifest, params)
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
+        DetectionDecoder.__init__(self, manifest, params)
         self.box_format = self.params.get("box_format", "xyxy")
         if self.box_format not in ("xyxy", "cxcywh"):
             raise ValueError("end2end: box_format must be xyxy or cxcywh, not %r" % (self.box_format,))
         self.normalized = bool(self.params.get("normalized", False))
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         rows = np.asarray(outputs[0])
         if rows.ndim == 3 and rows.shape[0] == 1:
             rows = rows[0]
@@ -116,7 +116,7 @@ class End2EndDecoder(_DetectionDecoder):
             )
         keep = np.flatnonzero(rows[:, 4] > np.float32(self.score_threshold))
         if keep.shape[0] == 0:
-            return _empty_result()
+            return empty_result()
         keep = keep[topk_indices(rows[keep, 4], self.max_detections)]
         out = np.empty((keep.shape[0], 6), dtype=np.float32)
         picked = rows[keep].astype(np.float32, copy=False)

@@ -28,7 +28,7 @@ Python 3.6 compatible.
 """
 
 import difflib
-from typing import ClassVar
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Tuple, Type
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class UnknownDecoder(KeyError):
     pass
 
 
-def register_decoder(name):
+def register_decoder(name: str) -> Callable[[Type["Decoder"]], Type["Decoder"]]:
     """Class decorator registering a Decoder subclass under ``name``."""
 
     def wrap(cls):
@@ -65,11 +65,11 @@ def register_decoder(name):
     return wrap
 
 
-def known_decoders():
+def known_decoders() -> List[str]:
     return sorted(_DECODERS)
 
 
-def get_decoder_class(name):
+def get_decoder_class(name: str) -> Type["Decoder"]:
     try:
         return _DECODERS[name]
     except KeyError:
@@ -78,7 +78,7 @@ def get_decoder_class(name):
         ) from None
 
 
-def closest(name, known):
+def closest(name: str, known: Iterable[str]) -> str:
     """`` (did you mean X?)`` for the nearest of ``known``, or ``""``."""
     close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
     return " (did you mean %r?)" % close[0] if close else ""
@@ -108,7 +108,7 @@ def _kind_text(kind):
     )
 
 
-def check_decoder_params(name, params):
+def check_decoder_params(name: str, params: Optional[Dict[str, Any]]) -> List[str]:
     """Problems with a decoder block's parameters (everything but ``name``), as a list of messages:
     unknown names (with the closest known one), missing required ones, values of the wrong kind."""
     cls = get_decoder_class(name)
@@ -142,22 +142,24 @@ class Decoder(object):
     parameters: ClassVar[dict] = {}
     required: ClassVar[dict] = {}
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         self.manifest = manifest
         self.params = dict(params or {})
         self.labels = manifest.get("labels") or []
         self.output_names = [item["name"] for item in manifest.get("outputs", [])]
         self.input_names = [item["name"] for item in manifest.get("inputs", [])]
 
-    def feeds(self, tensor, geometry, input_names):
+    def feeds(
+        self, tensor: np.ndarray, geometry: Dict[str, Any], input_names: List[str]
+    ) -> Dict[str, np.ndarray]:
         """The backend feeds for one image. Models with extra inputs (e.g. an ``image_shape``
         input of ONNX-zoo tiny-YOLOv3) override this; the call is inside ``pre_ms``."""
         return {input_names[0]: tensor}
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    def brief(self, result):
+    def brief(self, result: Any) -> str:
         """A short, CSV-safe text for timings.csv (no commas or newlines); untimed."""
         return ""
 
@@ -165,7 +167,12 @@ class Decoder(object):
 class Pipeline(object):
     """Pre-processing + decoder for one artifact."""
 
-    def __init__(self, manifest, input_names=None, use_cv2=None):
+    def __init__(
+        self,
+        manifest: Dict[str, Any],
+        input_names: Optional[List[str]] = None,
+        use_cv2: Optional[bool] = None,
+    ) -> None:
         self.manifest = manifest
         spec = manifest.get("input") or {}
         inputs = manifest.get("inputs") or []
@@ -186,17 +193,17 @@ class Pipeline(object):
             raise ValueError("input dtype %s: this runtime feeds float32 only" % dtype)
 
     @property
-    def decoder_name(self):
+    def decoder_name(self) -> str:
         return self.decoder.name
 
-    def preprocess(self, image):
+    def preprocess(self, image: np.ndarray) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
         tensor, geometry = self.preprocessor(image)
         return self.decoder.feeds(tensor, geometry, self.input_names), geometry
 
-    def postprocess(self, outputs, geometry):
+    def postprocess(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Any:
         return self.decoder(outputs, geometry)
 
-    def brief(self, result):
+    def brief(self, result: Any) -> str:
         return self.decoder.brief(result)
 
 

@@ -7,7 +7,7 @@ index of the first label in the output vector, 1 for models with a background cl
 Python 3.6 compatible.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar, Dict, List, Optional
 
 import numpy as np
 
@@ -26,13 +26,13 @@ class ImagenetTopK(Decoder):
         "label_offset": "int",
     }
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         Decoder.__init__(self, manifest, params)
         self.k = int(self.params.get("top_k", self.params.get("k", self.params.get("topk", 5))))
         self.apply_softmax = bool(self.params.get("softmax", True))
         self.label_offset = int(self.params.get("label_offset", 0))
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         logits = outputs[0].reshape(-1)
         probs = softmax(logits) if self.apply_softmax else logits.astype(np.float32, copy=False)
         k = min(self.k, probs.shape[0])
@@ -45,5 +45,5 @@ class ImagenetTopK(Decoder):
             names.append(labels[label_index] if 0 <= label_index < len(labels) else str(int(index)))
         return {"classes": top, "scores": probs[top], "labels": names}
 
-    def brief(self, result):
+    def brief(self, result: Dict[str, Any]) -> str:
         return "%d:%.4f" % (int(result["classes"][0]), float(result["scores"][0]))

@@ -19,126 +19,15 @@ Python 3.6 compatible.
 """
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .base import Decoder, register_decoder, softmax
-from .nms import batched_nms, boxes_to_original, clip_boxes, cxcywh_to_xyxy, topk_indices
+from .base import register_decoder, softmax
+from .detection_base import DetectionDecoder, clamped_exp, empty_result, logit, sigmoid
+from .nms import clip_boxes, cxcywh_to_xyxy, topk_indices
 
 __all__ = ["SSDDecoder", "TinyYolov2Decoder", "TinyYolov3Decoder", "Yolov5Decoder", "YoloxDecoder"]
-
-# exp() arguments are clamped here so that nonsense regressions give huge, not infinite, boxes.
-_EXP_CLAMP = 20.0
-
-
-def _sigmoid(x):
-    out = np.negative(x, dtype=np.float32)
-    with np.errstate(over="ignore"):  # exp(large) = inf gives sigmoid 0, as it should
-        np.exp(out, out=out)
-    out += np.float32(1.0)
-    np.reciprocal(out, out=out)
-    return out
-
-
-def _logit(p):
-    p = min(max(float(p), 1e-12), 1.0 - 1e-7)
-    return math.log(p / (1.0 - p))
-
-
-def _exp(x):
-    return np.exp(np.minimum(x, np.float32(_EXP_CLAMP)))
-
-
-def _empty_result():
-    return {"boxes": np.zeros((0, 6), dtype=np.float32), "labels": []}
-
-
-class _DetectionDecoder(Decoder):
-    """Thresholds, NMS and the mapping to original pixels shared by the detection decoders."""
-
-    parameters: ClassVar[dict] = {
-        "score_threshold": "number",
-        "iou_threshold": "number",
-        "max_detections": "int",
-        "max_candidates": "int",
-        "multi_label": "bool",
-        "nms": ("auto", "numpy", "opencv"),
-    }
-
-    def __init__(self, manifest, params=None):
-        Decoder.__init__(self, manifest, params)
-        self.score_threshold = float(self.params.get("score_threshold", 0.25))
-        self.iou_threshold = float(self.params.get("iou_threshold", 0.45))
-        self.max_detections = int(self.params.get("max_detections", 300))
-        self.max_candidates = int(self.params.get("max_candidates", 30000))
-        self.multi_label = bool(self.params.get("multi_label", False))
-        backend = self.params.get("nms", "auto")
-        if backend not in ("auto", "numpy", "opencv"):
-            raise ValueError("nms must be auto, numpy or opencv, not %r" % backend)
-        self.use_cv2 = {"auto": None, "numpy": False, "opencv": True}[backend]
-        self._label_array = np.array(list(self.labels) or [""], dtype=object)
-        self.net_hw = _network_size(manifest)
-
-    def _select(self, class_scores, objectness=None):
-        """Candidate (row, class, score) from per-row class scores (times objectness)."""
-        if objectness is not None:
-            class_scores = class_scores * objectness[:, None]
-        if self.multi_label:
-            rows, classes = np.nonzero(class_scores > np.float32(self.score_threshold))
-            scores = class_scores[rows, classes]
-        else:
-            classes = class_scores.argmax(axis=1)
-            rows = np.arange(class_scores.shape[0])
-            scores = class_scores[rows, classes]
-            mask = scores > np.float32(self.score_threshold)
-            rows, classes, scores = rows[mask], classes[mask], scores[mask]
-        if scores.shape[0] > self.max_candidates:
-            top = topk_indices(scores, self.max_candidates)
-            rows, classes, scores = rows[top], classes[top], scores[top]
-        return rows, classes, scores
-
-    def _finish(self, boxes, scores, classes, geometry):
-        """NMS on network-pixel boxes, then the result in original pixels."""
-        if scores.shape[0] == 0:
-            return _empty_result()
-        keep = batched_nms(boxes, scores, classes, self.iou_threshold, self.max_detections, self.use_cv2)
-        out = np.empty((keep.shape[0], 6), dtype=np.float32)
-        out[:, :4] = boxes[keep]
-        out[:, 4] = scores[keep]
-        out[:, 5] = classes[keep]
-        boxes_to_original(out, geometry)
-        return {"boxes": out, "labels": self._names(classes[keep])}
-
-    def _names(self, classes):
-        classes = np.asarray(classes, dtype=np.int64)
-        if not len(self.labels):
-            return [str(int(c)) for c in classes]
-        inside = (classes >= 0) & (classes < len(self.labels))
-        if inside.all():
-            return self._label_array[classes].tolist()
-        names = [str(int(c)) for c in classes]
-        for i in np.flatnonzero(inside).tolist():
-            names[i] = self.labels[int(classes[i])]
-        return names
-
-    def brief(self, result):
-        return "%d boxes" % len(result["boxes"])
-
-
-def _network_size(manifest):
-    spec = manifest.get("input") or {}
-    height, width = spec.get("height"), spec.get("width")
-    if height is None or width is None:
-        inputs = manifest.get("inputs") or []
-        if inputs and len(inputs[0].get("shape") or []) == 4:
-            shape = inputs[0]["shape"]
-            layout = spec.get("layout", "NCHW")
-            height, width = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
-    if isinstance(height, int) and isinstance(width, int):
-        return height, width
-    return None
-
 
 # ---- SSD ----------------------------------------------------------------------------------------
 
@@ -199,14 +88,14 @@ def _ssd_grid_sizes(num_anchors, image_size, per_location):
 
 
 @register_decoder("ssd")
-class SSDDecoder(_DetectionDecoder):
+class SSDDecoder(DetectionDecoder):
     """torchvision SSD/SSDlite post-processing (``SSD.postprocess_detections``) on the raw head
     outputs ``bbox_regression (1, A, 4)`` and ``cls_logits (1, A, C)``: DefaultBoxGenerator anchors,
     BoxCoder decoding, clip to the input, softmax, per-class score threshold and top-k, class-aware
     NMS, ``max_detections`` per image. Class 0 is the background."""
 
     parameters: ClassVar[dict] = dict(
-        _DetectionDecoder.parameters,
+        DetectionDecoder.parameters,
         top_k_candidates="int",
         aspect_ratios="list",
         min_ratio="number",
@@ -218,8 +107,8 @@ class SSDDecoder(_DetectionDecoder):
         box_coder_weights="list",
     )
 
-    def __init__(self, manifest, params=None):
-        _DetectionDecoder.__init__(self, manifest, params)
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
+        DetectionDecoder.__init__(self, manifest, params)
         p = self.params
         self.score_threshold = float(p.get("score_threshold", 0.01))
         self.iou_threshold = float(p.get("iou_threshold", 0.45))
@@ -237,7 +126,7 @@ class SSDDecoder(_DetectionDecoder):
         self.xform_clip = np.float32(math.log(1000.0 / 16))
         self._anchors = {}
 
-    def anchors(self, num_anchors, image_size):
+    def anchors(self, num_anchors: int, image_size: Tuple[int, int]) -> np.ndarray:
         key = (num_anchors, image_size)
         if key not in self._anchors:
             per_location = [2 + 2 * len(r) for r in self.aspect_ratios]
@@ -273,7 +162,7 @@ class SSDDecoder(_DetectionDecoder):
         first, second = outputs[0], outputs[1]
         return (first, second) if first.shape[-1] == 4 else (second, first)
 
-    def decode_boxes(self, regression, image_size):
+    def decode_boxes(self, regression: np.ndarray, image_size: Tuple[int, int]) -> np.ndarray:
         """BoxCoder.decode_single against the default boxes: (A, 4) corners in network pixels."""
         centres, sizes = self.anchors(regression.shape[0], image_size)
         wx, wy, ww, wh = self.weights
@@ -285,7 +174,7 @@ class SSDDecoder(_DetectionDecoder):
         half = np.float32(0.5) * size
         return np.concatenate([ctr - half, ctr + half], axis=1)
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         regression, logits = self._split(outputs)
         regression = np.asarray(regression, dtype=np.float32).reshape(-1, 4)
         logits = np.asarray(logits, dtype=np.float32).reshape(regression.shape[0], -1)
@@ -311,15 +200,15 @@ class SSDDecoder(_DetectionDecoder):
 # ---- YOLO family -------------------------------------------------------------------------------
 
 
-class _GridDecoder(_DetectionDecoder):
+class _GridDecoder(DetectionDecoder):
     """Anchor-based YOLO heads: one raw map ``(1, A * (5 + C), H, W)`` per level, channels per
     anchor ``[tx, ty, tw, th, obj, classes...]``. Subclasses define the box and class transforms."""
 
     default_strides = (32,)
-    parameters: ClassVar[dict] = dict(_DetectionDecoder.parameters, strides="list", anchors="list")
+    parameters: ClassVar[dict] = dict(DetectionDecoder.parameters, strides="list", anchors="list")
 
     def __init__(self, manifest, params=None):
-        _DetectionDecoder.__init__(self, manifest, params)
+        DetectionDecoder.__init__(self, manifest, params)
         self.strides = [int(s) for s in self.params.get("strides", self.default_strides)]
         self.anchor_sets = self._anchor_sets()
         self._levels = {}
@@ -353,14 +242,14 @@ class _GridDecoder(_DetectionDecoder):
         return self._levels[key]
 
     def class_scores(self, raw_classes):
-        return _sigmoid(raw_classes)
+        return sigmoid(raw_classes)
 
     def box_xy_wh(self, raw, gx, gy, stride, anchors):
         raise NotImplementedError
 
     def __call__(self, outputs, geometry):
         all_boxes, all_obj, all_cls = [], [], []
-        threshold = _logit(self.score_threshold)
+        threshold = logit(self.score_threshold)
         for index, output in enumerate(outputs):
             _, channels, h, w = output.shape
             stride, anchors, grid_x, grid_y = self._level(index, (h, w))
@@ -371,10 +260,10 @@ class _GridDecoder(_DetectionDecoder):
                 continue
             raw = maps[anchor, :, cell].astype(np.float32, copy=False)  # (k, 5 + C)
             all_boxes.append(self.box_xy_wh(raw, grid_x[cell], grid_y[cell], stride, anchors[anchor]))
-            all_obj.append(_sigmoid(raw[:, 4]))
+            all_obj.append(sigmoid(raw[:, 4]))
             all_cls.append(raw[:, 5:])
         if not all_boxes:
-            return _empty_result()
+            return empty_result()
         boxes = np.concatenate(all_boxes)
         class_scores = self.class_scores(np.concatenate(all_cls))
         rows, classes, scores = self._select(class_scores, np.concatenate(all_obj))
@@ -389,8 +278,10 @@ class Yolov5Decoder(_GridDecoder):
     default_strides = (8, 16, 32)
     required: ClassVar[dict] = {"anchors": "one list of w, h pixel pairs per level, as in the model's yaml"}
 
-    def box_xy_wh(self, raw, gx, gy, stride, anchors):
-        s = _sigmoid(raw[:, :4])
+    def box_xy_wh(
+        self, raw: np.ndarray, gx: np.ndarray, gy: np.ndarray, stride: float, anchors: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        s = sigmoid(raw[:, :4])
         cx = (np.float32(2.0) * s[:, 0] - np.float32(0.5) + gx) * stride
         cy = (np.float32(2.0) * s[:, 1] - np.float32(0.5) + gy) * stride
         wh = np.square(np.float32(2.0) * s[:, 2:4]) * anchors
@@ -404,7 +295,7 @@ class TinyYolov2Decoder(_GridDecoder):
 
     parameters: ClassVar[dict] = dict(_GridDecoder.parameters, stride="int")
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         params = dict(params or {})
         params.setdefault("strides", [int(params.get("stride", 32))])
         params.setdefault("anchors", [1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52])
@@ -415,12 +306,14 @@ class TinyYolov2Decoder(_GridDecoder):
         anchors = np.asarray(self.params["anchors"], dtype=np.float32).reshape(-1, 2)
         return [anchors * np.float32(self.strides[0])]
 
-    def class_scores(self, raw_classes):
+    def class_scores(self, raw_classes: np.ndarray) -> np.ndarray:
         return softmax(raw_classes, axis=1)
 
-    def box_xy_wh(self, raw, gx, gy, stride, anchors):
-        s = _sigmoid(raw[:, :2])
-        wh = _exp(raw[:, 2:4]) * anchors
+    def box_xy_wh(
+        self, raw: np.ndarray, gx: np.ndarray, gy: np.ndarray, stride: float, anchors: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        s = sigmoid(raw[:, :2])
+        wh = clamped_exp(raw[:, 2:4]) * anchors
         return cxcywh_to_xyxy((s[:, 0] + gx) * stride, (s[:, 1] + gy) * stride, wh[:, 0], wh[:, 1])
 
 
@@ -436,24 +329,28 @@ class TinyYolov3Decoder(_GridDecoder):
 
     default_strides = (32, 16)
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         params = dict(params or {})
         params.setdefault("anchors", [[81, 82, 135, 169, 344, 319], [10, 14, 23, 27, 37, 58]])
         _GridDecoder.__init__(self, manifest, params)
         self.nms_in_graph = bool(manifest.get("nms_in_graph", False))
 
-    def feeds(self, tensor, geometry, input_names):
+    def feeds(
+        self, tensor: np.ndarray, geometry: Dict[str, Any], input_names: List[str]
+    ) -> Dict[str, np.ndarray]:
         feeds = {input_names[0]: tensor}
         if self.nms_in_graph and len(input_names) > 1:
             feeds[input_names[1]] = np.array([geometry["original"]], dtype=np.float32)
         return feeds
 
-    def box_xy_wh(self, raw, gx, gy, stride, anchors):
-        s = _sigmoid(raw[:, :2])
-        wh = _exp(raw[:, 2:4]) * anchors
+    def box_xy_wh(
+        self, raw: np.ndarray, gx: np.ndarray, gy: np.ndarray, stride: float, anchors: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        s = sigmoid(raw[:, :2])
+        wh = clamped_exp(raw[:, 2:4]) * anchors
         return cxcywh_to_xyxy((s[:, 0] + gx) * stride, (s[:, 1] + gy) * stride, wh[:, 0], wh[:, 1])
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         if not self.nms_in_graph:
             return _GridDecoder.__call__(self, outputs, geometry)
         indices, floats = None, []
@@ -472,7 +369,7 @@ class TinyYolov3Decoder(_GridDecoder):
         scores = second.reshape(second.shape[-2], second.shape[-1]).astype(np.float32)
         indices = indices[indices[:, 0] == 0]
         if indices.shape[0] == 0:
-            return _empty_result()
+            return empty_result()
         classes, which = indices[:, 1], indices[:, 2]
         values = scores[classes, which]
         order = np.lexsort((np.arange(values.shape[0]), -values))[: self.max_detections]
@@ -488,20 +385,20 @@ class TinyYolov3Decoder(_GridDecoder):
 
 
 @register_decoder("yolox")
-class YoloxDecoder(_DetectionDecoder):
+class YoloxDecoder(DetectionDecoder):
     """Megvii YOLOX (decode_in_inference=False export): one ``(1, N, 5 + C)`` tensor, per cell
     ``[reg x, y, w, h (raw), obj, classes]`` with obj and classes after sigmoid, cells row-major,
     strides 8, 16, 32 in order. xy = (reg + grid) * stride, wh = exp(reg) * stride,
     score = obj * class."""
 
-    parameters: ClassVar[dict] = dict(_DetectionDecoder.parameters, strides="list")
+    parameters: ClassVar[dict] = dict(DetectionDecoder.parameters, strides="list")
 
-    def __init__(self, manifest, params=None):
-        _DetectionDecoder.__init__(self, manifest, params)
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
+        DetectionDecoder.__init__(self, manifest, params)
         self.strides = [int(s) for s in self.params.get("strides", (8, 16, 32))]
         self._grids = {}
 
-    def grid(self, num_cells):
+    def grid(self, num_cells: int) -> Any:
         """(grid (N, 2) float32, stride (N, 1) float32) for the input size; cached."""
         if num_cells not in self._grids:
             if self.net_hw is not None:
@@ -525,18 +422,18 @@ class YoloxDecoder(_DetectionDecoder):
             self._grids[num_cells] = (grid, stride)
         return self._grids[num_cells]
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         out = outputs[0]
         out = out.reshape(-1, out.shape[-1])
         grid, stride = self.grid(out.shape[0])
         cells = np.flatnonzero(out[:, 4] > np.float32(self.score_threshold))
         if cells.shape[0] == 0:
-            return _empty_result()
+            return empty_result()
         raw = out[cells].astype(np.float32, copy=False)
         rows, classes, scores = self._select(raw[:, 5:], raw[:, 4])
         cells, raw = cells[rows], raw[rows]
         s = stride[cells]
         xy = (raw[:, :2] + grid[cells]) * s
-        wh = _exp(raw[:, 2:4]) * s
+        wh = clamped_exp(raw[:, 2:4]) * s
         boxes = cxcywh_to_xyxy(xy[:, 0], xy[:, 1], wh[:, 0], wh[:, 1])
         return self._finish(boxes, scores, classes, geometry)

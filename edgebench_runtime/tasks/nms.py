@@ -24,6 +24,8 @@ rounding: OpenCV computes IoU in double precision.
 Python 3.6 compatible.
 """
 
+from typing import Any, Dict, Optional
+
 import numpy as np
 
 try:  # OpenCV is optional on devices.
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 
-def cxcywh_to_xyxy(cx, cy, w, h):
+def cxcywh_to_xyxy(cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Centre/size columns to an (N, 4) float32 array of corners."""
     out = np.empty((np.shape(cx)[0], 4), dtype=np.float32)
     half_w = np.float32(0.5) * w
@@ -62,7 +64,7 @@ def cxcywh_to_xyxy(cx, cy, w, h):
     return out
 
 
-def xyxy_to_xywh(boxes):
+def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     """Corners to (x, y, width, height), float64 (exact for float32 input)."""
     boxes = np.asarray(boxes, dtype=np.float64)
     out = boxes.copy()
@@ -70,7 +72,7 @@ def xyxy_to_xywh(boxes):
     return out
 
 
-def topk_indices(scores, k):
+def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest scores, in decreasing score order (ties: lower index first)."""
     scores = np.asarray(scores)
     n = scores.shape[0]
@@ -87,7 +89,7 @@ def topk_indices(scores, k):
     return part[np.lexsort((part, -scores[part]))]
 
 
-def clip_boxes(boxes, height, width):
+def clip_boxes(boxes: np.ndarray, height: float, width: float) -> np.ndarray:
     """Clamp x to [0, width] and y to [0, height] in place (torchvision's clip_boxes_to_image)."""
     boxes[:, 0] = np.clip(boxes[:, 0], 0.0, width)
     boxes[:, 2] = np.clip(boxes[:, 2], 0.0, width)
@@ -96,7 +98,7 @@ def clip_boxes(boxes, height, width):
     return boxes
 
 
-def boxes_to_original(boxes, geometry, clip=True):
+def boxes_to_original(boxes: np.ndarray, geometry: Dict[str, Any], clip: bool = True) -> np.ndarray:
     """Network-pixel corners to original-image pixels, inverting ``net = orig * scale + offset``
     per axis (y, x); clipped to the original image. Works in place on a float32 (N, >=4) array."""
     if not geometry:
@@ -113,13 +115,26 @@ def boxes_to_original(boxes, geometry, clip=True):
     return boxes
 
 
-def nms(boxes, scores, iou_threshold, max_output=None, use_cv2=None):
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou_threshold: float,
+    max_output: Optional[int] = None,
+    use_cv2: Optional[bool] = None,
+) -> np.ndarray:
     """Single-class NMS (``torchvision.ops.nms`` semantics)."""
     classes = np.zeros(np.shape(scores)[0], dtype=np.int32)
     return batched_nms(boxes, scores, classes, iou_threshold, max_output, use_cv2)
 
 
-def batched_nms(boxes, scores, classes, iou_threshold, max_output=None, use_cv2=None):
+def batched_nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    iou_threshold: float,
+    max_output: Optional[int] = None,
+    use_cv2: Optional[bool] = None,
+) -> np.ndarray:
     """Class-aware NMS. Returns int64 indices into ``boxes``, decreasing score, at most
     ``max_output`` of them. ``use_cv2=None`` uses OpenCV when it is available."""
     n = int(np.shape(scores)[0])

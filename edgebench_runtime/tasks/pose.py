@@ -25,7 +25,7 @@ Result: ``{"people": float32 (P, 18, 3) x, y, score in original pixels (missing:
 Python 3.6 compatible.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -95,7 +95,7 @@ _LIMB_OF = np.full((NUM_KEYPOINTS, NUM_KEYPOINTS), -1, dtype=np.int64)
 _LIMB_OF[LIMBS[:, 0], LIMBS[:, 1]] = np.arange(len(LIMBS))
 
 
-def cubic_resize_matrix(size_in, size_out, a=-0.75):
+def cubic_resize_matrix(size_in: int, size_out: int, a: float = -0.75) -> np.ndarray:
     """(size_out, size_in) matrix of OpenCV's INTER_CUBIC along one axis (half-pixel alignment,
     replicated border)."""
     scale = size_in / float(size_out)
@@ -146,7 +146,7 @@ class OpenPosePAF(Decoder):
         "min_success_ratio": "number",
     }
 
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         Decoder.__init__(self, manifest, params)
         p = self.params
         self.stride = float(p.get("stride", 8))
@@ -162,7 +162,7 @@ class OpenPosePAF(Decoder):
 
     # -- stages --------------------------------------------------------------------------------
 
-    def upsample(self, heatmaps):
+    def upsample(self, heatmaps: np.ndarray) -> np.ndarray:
         """(K, h, w) -> (h * ratio, w * ratio, K), bicubic (OpenCV when present, else the same
         kernel as two cached interpolation matrices, one matmul per axis)."""
         k, h, w = heatmaps.shape
@@ -183,7 +183,7 @@ class OpenPosePAF(Decoder):
         my, mx_t = self._matrices[key]
         return np.ascontiguousarray(np.matmul(np.matmul(my, heatmaps), mx_t).transpose(1, 2, 0))
 
-    def find_peaks(self, up):
+    def find_peaks(self, up: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(types, ys, xs, scores) of the suppressed local maxima of (H, W, K) maps: above the
         threshold, above the left/top neighbours and not below the right/bottom ones (outside the
         map counts as 0); a peak within ``nms_radius`` of a stronger one of its type is dropped."""
@@ -216,7 +216,7 @@ class OpenPosePAF(Decoder):
             types, ys, xs, scores = types[keep], ys[keep], xs[keep], scores[keep]
         return types, ys, xs, scores
 
-    def score_limbs(self, types, cy, cx, pafs):
+    def score_limbs(self, types: np.ndarray, cy: np.ndarray, cx: np.ndarray, pafs: np.ndarray) -> Any:
         """Candidate connections (limb, peak a, peak b, score) over all limbs at once."""
         limb = _LIMB_OF[types[:, None], types[None, :]]
         pa, pb = np.nonzero(limb >= 0)
@@ -242,7 +242,9 @@ class OpenPosePAF(Decoder):
         valid = (count > self.min_success_ratio * self.points_per_limb) & (score > 0)
         return limb[valid], pa[valid], pb[valid], score[valid].astype(np.float32)
 
-    def group(self, limb, pa, pb, conn_score, types, peak_scores):
+    def group(
+        self, limb: Any, pa: Any, pb: Any, conn_score: Any, types: np.ndarray, peak_scores: np.ndarray
+    ) -> Any:
         """Greedy matching per limb, then people along the limbs. Returns (slots (P, 18), scores)."""
         order = np.lexsort((-conn_score, limb))  # by limb, best first
         used = set()
@@ -297,7 +299,7 @@ class OpenPosePAF(Decoder):
 
     # -- decoder -------------------------------------------------------------------------------
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         heatmaps = pafs = None
         for output in outputs:
             channels = output.shape[1]
@@ -332,5 +334,5 @@ class OpenPosePAF(Decoder):
         people[present, 2] = peak_scores[peaks]
         return {"people": people, "scores": scores}
 
-    def brief(self, result):
+    def brief(self, result: Dict[str, Any]) -> str:
         return "%d people" % len(result["people"])

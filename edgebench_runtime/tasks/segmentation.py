@@ -16,6 +16,8 @@ Decoder parameters: none.
 Python 3.6 compatible.
 """
 
+from typing import Any, Dict, List, Optional
+
 import numpy as np
 
 from .base import Decoder, register_decoder
@@ -23,7 +25,7 @@ from .base import Decoder, register_decoder
 __all__ = ["SegArgmax", "class_argmax", "source_indices"]
 
 
-def class_argmax(logits, dtype=np.uint8):
+def class_argmax(logits: np.ndarray, dtype: Any = np.uint8) -> np.ndarray:
     """Argmax over axis 0 of a (C, H, W) array (first maximum wins, as numpy and torch): one
     vectorised comparison per class, much faster than ``ndarray.argmax(axis=0)`` here."""
     best = logits[0].copy()
@@ -36,7 +38,7 @@ def class_argmax(logits, dtype=np.uint8):
     return index
 
 
-def source_indices(size_out, scale, offset, size_in):
+def source_indices(size_out: int, scale: float, offset: float, size_in: int) -> np.ndarray:
     """For each output pixel along one axis, the input pixel whose area holds its centre."""
     centres = (np.arange(size_out, dtype=np.float64) + 0.5) * float(scale) + float(offset)
     return np.clip(np.floor(centres).astype(np.int64), 0, size_in - 1)
@@ -44,7 +46,7 @@ def source_indices(size_out, scale, offset, size_in):
 
 @register_decoder("seg_argmax")
 class SegArgmax(Decoder):
-    def __init__(self, manifest, params=None):
+    def __init__(self, manifest: Dict[str, Any], params: Optional[Dict[str, Any]] = None) -> None:
         Decoder.__init__(self, manifest, params)
         self._index_cache = {}
 
@@ -61,7 +63,7 @@ class SegArgmax(Decoder):
             self._index_cache = {key: (rows, cols)}  # one image size at a time is the common case
         return self._index_cache[key]
 
-    def __call__(self, outputs, geometry):
+    def __call__(self, outputs: List[np.ndarray], geometry: Dict[str, Any]) -> Dict[str, Any]:
         logits = np.asarray(outputs[0])
         logits = logits.reshape(logits.shape[-3:])
         classes, height, width = logits.shape
@@ -76,5 +78,5 @@ class SegArgmax(Decoder):
         names = [labels[c] if c < len(labels) else str(int(c)) for c in present.tolist()]
         return {"mask": mask, "histogram": histogram, "classes": present, "labels": names}
 
-    def brief(self, result):
+    def brief(self, result: Dict[str, Any]) -> str:
         return "%d classes" % len(result["classes"])

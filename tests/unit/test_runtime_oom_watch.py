@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgebench_runtime import supervisor
-from edgebench_runtime.supervisor import OomWatch
+from edgebench_runtime import oom
+from edgebench_runtime.oom import OomWatch
 
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 
@@ -77,7 +77,7 @@ def test_a_plain_sigkill_has_no_evidence(capped_group):
 def test_where_cgroups_are_hidden_the_kernel_counter_is_the_evidence(capped_group, monkeypatch):
     # The child really is OOM-killed in a capped cgroup, but the watch cannot read any cgroup file
     # nor the kernel log, as on a device whose /sys/fs/cgroup is hidden from its user.
-    monkeypatch.setattr(supervisor, "kmsg_oom_evidence", lambda pid: None)
+    monkeypatch.setattr(oom, "kmsg_oom_evidence", lambda pid: None)
     watch = OomWatch(cgroup=(1, "/nonexistent/memory/device"))
     assert watch.before is None and watch.kernel_before is not None
     hog = (
@@ -113,16 +113,16 @@ class _Running:
 def test_an_exiting_child_reporting_the_root_cgroup_is_not_followed(monkeypatch):
     # From the start of its exit until it is reaped, a process shows "memory:/" in a v1 hierarchy,
     # and a process freeing hundreds of MiB after an OOM kill stays there long enough to be polled.
-    monkeypatch.setattr(supervisor, "memory_cgroup", lambda pid: (1, "/sys/fs/cgroup/memory/"))
-    monkeypatch.setattr(supervisor, "oom_kill_count", lambda cgroup: 7 if "host" in cgroup[1] else 0)
+    monkeypatch.setattr(oom, "memory_cgroup", lambda pid: (1, "/sys/fs/cgroup/memory/"))
+    monkeypatch.setattr(oom, "oom_kill_count", lambda cgroup: 7 if "host" in cgroup[1] else 0)
     watch = OomWatch(cgroup=(1, "/sys/fs/cgroup/memory/fleet/host"))
     assert watch.follow(_Running()) is True
     assert watch.cgroup == (1, "/sys/fs/cgroup/memory/fleet/host") and watch.before == 7
 
 
 def test_a_child_moved_by_a_prefix_is_followed(monkeypatch):
-    monkeypatch.setattr(supervisor, "memory_cgroup", lambda pid: (1, "/sys/fs/cgroup/memory/bench"))
-    monkeypatch.setattr(supervisor, "oom_kill_count", lambda cgroup: 3 if cgroup[1].endswith("bench") else 0)
+    monkeypatch.setattr(oom, "memory_cgroup", lambda pid: (1, "/sys/fs/cgroup/memory/bench"))
+    monkeypatch.setattr(oom, "oom_kill_count", lambda cgroup: 3 if cgroup[1].endswith("bench") else 0)
     watch = OomWatch(cgroup=(1, "/sys/fs/cgroup/memory/fleet/host"))
     assert watch.follow(_Running()) is True
     assert watch.cgroup == (1, "/sys/fs/cgroup/memory/bench") and watch.before == 3

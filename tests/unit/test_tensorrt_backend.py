@@ -249,8 +249,9 @@ def test_no_breakdown_where_pycuda_has_no_events(monkeypatch, tmp_path):
 
 
 def test_the_measured_loop_records_the_breakdown_beside_each_row(monkeypatch, tmp_path):
-    from edgebench_runtime.bench import compose_summary, measure
+    from edgebench_runtime.bench import measure
     from edgebench_runtime.results import BreakdownWriter, TimingsWriter, read_breakdown
+    from edgebench_runtime.summary import compose_summary
 
     install(monkeypatch, "10.3.0")
     directory, manifest = _artifact(
