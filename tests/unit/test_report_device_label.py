@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from edgebench.report.synthetic import synthetic_env, synthetic_run
+from synthetic_results import synthetic_env, synthetic_run
+
 from edgebench.report.tables import device_tables, load_results
 from edgebench.results import device_type
 

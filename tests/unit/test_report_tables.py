@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_results import synthetic_env, synthetic_run, write_result
 
-from edgebench.report.synthetic import synthetic_env, synthetic_run, write_result
 from edgebench.report.tables import (
     device_tables,
     failure_table,
