@@ -8,7 +8,8 @@ import json
 
 from synthetic_results import synthetic_env, synthetic_run
 
-from edgebench.report.tables import device_tables, load_results
+from edgebench.report.load import load_results
+from edgebench.report.tables import device_tables
 from edgebench.results import device_type
 
 LABELS = {"rpi4-sim": "Raspberry Pi 4", "nano-sim": "Jetson Nano", "xavier-sim": "Jetson Xavier"}
