@@ -509,10 +509,24 @@ def test_summarize_matches_summary(runtime_artifacts, tmp_path):
     directory = out / "tiny" / "cpu-warm"
     before = json.loads((directory / "summary.json").read_text())
     rows = read_timings(str(directory / "timings.csv"))
-    assert before["phases"] == summarize_rows(rows)["phases"]
+    expected = summarize_rows(rows)
+    assert before["phases"] == expected["phases"]
+    # Wrong statistics in summary.json: summarize must put back what timings.csv says (a summarize
+    # that did nothing would leave these and fail), and keep what is not a statistic.
+    corrupt = dict(before, fps=1.0, fps_e2e=1.0, measured_s=0.0, images=dict(before["images"], measured=99))
+    corrupt["phases"] = {phase: dict(stats, mean=-1.0, p50=-1.0) for phase, stats in before["phases"].items()}
+    corrupt.pop("stability")
+    corrupt.pop("dispersion")
+    (directory / "summary.json").write_text(json.dumps(corrupt))
     assert cli("summarize", str(directory)).returncode == 0
     after = json.loads((directory / "summary.json").read_text())
     assert after["phases"] == before["phases"]
+    for key, value in expected.items():
+        assert after[key] == json.loads(json.dumps(value)), key
+    assert after["images"]["measured"] == rows["index"].size == 4
+    assert {k: v for k, v in after.items() if k not in expected and k != "images"} == {
+        k: v for k, v in before.items() if k not in expected and k != "images"
+    }
     assert list(TIMINGS_COLUMNS)[:2] == ["schema_version", "index"]
 
 
