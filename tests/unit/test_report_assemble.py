@@ -60,3 +60,12 @@ def test_text_table_is_left_aligned_two_spaces_apart_under_a_rule():
         "raspberry  None",
     ]
     assert text_table(["a"], []) == "a\n-"
+
+
+def test_every_provider_of_the_vocabulary_has_its_own_fixed_colour():
+    from edgebench.report.figures import PROVIDER_COLORS
+    from edgebench_runtime.vocabulary import PRECISIONS, PROVIDER_FAMILIES, provider_names
+
+    names = provider_names(PROVIDER_FAMILIES, list(PRECISIONS))
+    assert set(names) <= set(PROVIDER_COLORS)
+    assert len({PROVIDER_COLORS[name] for name in names}) == len(names)
