@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARTIFACTS ?= artifacts
 PROFILE ?= quick
 
-.PHONY: bench test lint clean
+.PHONY: bench test test-fast lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+# The inner loop while developing: unit tests only, without the slow (real model) and GPU ones; no
+# integration or simulated-fleet (root-only) tests, no lint. Under two minutes on two cores.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow and not gpu" tests/unit
 
 clean:
 	rm -rf $(VENV) .pytest_artifacts .wheelhouse .edgebench-local

@@ -1,6 +1,6 @@
 """Time to build the report of a fleet run: 3 hosts × 26 models × 2 modes (issue 7's closing figure).
 
-The run is synthetic but schema-valid (``edgebench.report.synthetic``: timings.csv rows in the
+The run is synthetic but schema-valid (``tests/synthetic_results.py``: timings.csv rows in the
 runtime's column order, summary statistics from the runtime's own ``summarize_rows``, env.json
 shaped like the probe's, telemetry with temperature and a throttle event): three hosts (two
 Raspberry Pi 4 units and one Raspberry Pi 5), the thesis profile's models (26), warm and cold,
@@ -24,10 +24,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# The synthetic result trees are a test fixture (tests/synthetic_results.py), not part of the package.
+sys.path.insert(0, str(REPO / "tests"))
+
+from synthetic_results import synthetic_env, synthetic_run  # noqa: E402
 
 from edgebench.catalog import load_catalog  # noqa: E402
 from edgebench.report import build_report  # noqa: E402
-from edgebench.report.synthetic import synthetic_env, synthetic_run  # noqa: E402
 
 
 def fleet_run(root: Path, run_id: str, count: int, start: float, seed: int) -> Path:

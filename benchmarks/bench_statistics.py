@@ -32,7 +32,7 @@ from bench_report import fleet_run  # noqa: E402
 
 from edgebench.report import build_report  # noqa: E402
 from edgebench.report.history import compare_runs  # noqa: E402
-from edgebench.report.tables import load_results  # noqa: E402
+from edgebench.report.load import load_results  # noqa: E402
 from edgebench_runtime.results import PHASES, read_timings, summarize_rows, validity  # noqa: E402
 
 

@@ -10,17 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgebench.text_table import text_table
+from edgebench_runtime.vocabulary import BAD_STATUSES, STATUSES
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PYTHON = 0, 1, 2, 3
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    line = "  ".join(f"{{:<{width}}}" for width in widths)
-    out = [line.format(*headers), line.format(*("-" * width for width in widths))]
-    out.extend(line.format(*map(str, row)) for row in rows)
-    return "\n".join(out)
+#: A host whose results all ended in one of these finished its work: measured, or skipped as planned.
+FINISHED_STATUSES = tuple(status for status in STATUSES if status not in BAD_STATUSES)
 
 
 def _split(values: str | None) -> list[str]:
@@ -50,7 +47,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         ]
         for entry in entries
     ]
-    print(_table(["model", "task", "input", "decoder", "source", "params_m", "gflops", "profiles"], rows))
+    print(text_table(["model", "task", "input", "decoder", "source", "params_m", "gflops", "profiles"], rows))
     return EXIT_OK
 
 
@@ -94,7 +91,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         ]
         for result in results
     ]
-    print(_table(["model", "status", "seconds", "size", "max_diff", "weights"], rows))
+    print(text_table(["model", "status", "seconds", "size", "max_diff", "weights"], rows))
     failed = [result for result in results if result.status == "failed"]
     for result in failed:
         print(f"error: {result.message}", file=sys.stderr)
@@ -237,7 +234,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             for r in summary_rows(run_dir)
         ]  # fmt: skip
         print(
-            _table(
+            text_table(
                 ["host", "model", "run", "status", "images", "infer_ms", "fps", "validity", "reason"], table
             )
         )
@@ -325,7 +322,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 if host.state != "ok"
                 else (
                     "complete"
-                    if statuses and all(s in ("complete", "skipped") for s in statuses)
+                    if statuses and all(s in FINISHED_STATUSES for s in statuses)
                     else "partial"
                     if statuses
                     else "no results"
@@ -343,7 +340,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
     else:
         rows = [[name, host.state, 0, "-", ""] for name, host in sorted(result.hosts.items())]
-    print(_table(["host", "result", "runs", "valid", "statuses"], rows))
+    print(text_table(["host", "result", "runs", "valid", "statuses"], rows))
     for name, host in sorted(result.hosts.items()):
         if host.failure:
             print(f"{name} [{host.state}] {host.failure}", file=sys.stderr)
@@ -379,7 +376,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
             ",".join(facts.get("available_providers") or []) or "-",
             host["probed_in_run"] or "not run yet",
         ])  # fmt: skip
-    print(_table(["host", "groups", "label", "address", "board", "providers", "probed in run"], rows))
+    print(text_table(["host", "groups", "label", "address", "board", "providers", "probed in run"], rows))
     return EXIT_OK
 
 

@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from edgebench.results import FINGERPRINT_FIELDS, ResultsError, find_run_dirs, run_started
+from edgebench.text_table import text_table
 
-from .tables import load_results
+from .load import load_results
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -422,14 +423,6 @@ def _interval(low, high) -> str:
     return f"[{low:+.1f}, {high:+.1f}] %"
 
 
-def _text_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(
-        [line.format(*header), line.format(*("-" * w for w in widths))] + [line.format(*row) for row in rows]
-    )
-
-
 def format_compare(table: pd.DataFrame, name_a: str = "A", name_b: str = "B") -> str:
     """The side-by-side table as text for the terminal."""
     if table.empty:
@@ -468,7 +461,7 @@ def format_compare(table: pd.DataFrame, name_a: str = "A", name_b: str = "B") ->
                 (r.comparable or r.differences or r.fingerprint_changes or "")[:100],
             ]
         )
-    return _text_table(header, rows)
+    return text_table(header, rows)
 
 
 def format_history(table: pd.DataFrame, all_rows: bool = False) -> str:
@@ -486,7 +479,7 @@ def format_history(table: pd.DataFrame, all_rows: bool = False) -> str:
             [key[0], key[1], f"{key[2]}-{key[3]}", str(len(group)), medians, change, last["flag"] or ""]
         )
     lines.append(
-        _text_table(["host", "model", "run", "runs", "median ms (last 6)", "last change", "flag"], per_key)
+        text_table(["host", "model", "run", "runs", "median ms (last 6)", "last change", "flag"], per_key)
     )
     shown = table if all_rows else table[table["flag"] != ""]
     if not shown.empty:

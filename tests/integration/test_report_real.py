@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_results import rescale_result
 
 from edgebench.report import ResultsError, build_report, changes_since_previous, history_table
-from edgebench.report.synthetic import rescale_result
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_real")]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from machine import without_tensorrt
 
 from edgebench.catalog import load_catalog
 from edgebench_runtime.results import TIMINGS_COLUMNS, read_timings, summarize_rows
@@ -143,6 +144,7 @@ def _cgroup_dir():
 
 
 @pytest.mark.slow
+@without_tensorrt  # it asserts tensorrt-fp16 is skipped
 def test_run_complete_statistics_and_skips(runtime_artifacts, tmp_path):
     out = tmp_path / "out"
     proc = run(
@@ -467,14 +469,23 @@ def test_timeout_is_recorded_with_images_done(runtime_artifacts, tmp_path):
     assert data["telemetry"]["samples"] >= 3
 
 
-def test_probe_on_this_machine():
+@pytest.fixture(scope="module")
+def probe():
     proc = cli("probe", timeout=60)
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+@without_tensorrt
+def test_probe_says_why_tensorrt_is_unavailable(probe):
+    assert probe["providers"]["tensorrt"]["available"] is False and probe["providers"]["tensorrt"]["reason"]
+
+
+def test_probe_on_this_machine(probe):
+    data = probe
     assert data["schema_version"] == 1
     assert data["providers"]["cpu"]["available"] is True
     assert "cpu" in data["available_providers"]
-    assert data["providers"]["tensorrt"]["available"] is False and data["providers"]["tensorrt"]["reason"]
     assert data["cpu_count"] >= 1 and data["memory_total_mb"] > 0
     assert data["python"]["version"]
     assert data["versions"]["numpy"] and data["versions"]["onnxruntime"]
@@ -498,10 +509,24 @@ def test_summarize_matches_summary(runtime_artifacts, tmp_path):
     directory = out / "tiny" / "cpu-warm"
     before = json.loads((directory / "summary.json").read_text())
     rows = read_timings(str(directory / "timings.csv"))
-    assert before["phases"] == summarize_rows(rows)["phases"]
+    expected = summarize_rows(rows)
+    assert before["phases"] == expected["phases"]
+    # Wrong statistics in summary.json: summarize must put back what timings.csv says (a summarize
+    # that did nothing would leave these and fail), and keep what is not a statistic.
+    corrupt = dict(before, fps=1.0, fps_e2e=1.0, measured_s=0.0, images=dict(before["images"], measured=99))
+    corrupt["phases"] = {phase: dict(stats, mean=-1.0, p50=-1.0) for phase, stats in before["phases"].items()}
+    corrupt.pop("stability")
+    corrupt.pop("dispersion")
+    (directory / "summary.json").write_text(json.dumps(corrupt))
     assert cli("summarize", str(directory)).returncode == 0
     after = json.loads((directory / "summary.json").read_text())
     assert after["phases"] == before["phases"]
+    for key, value in expected.items():
+        assert after[key] == json.loads(json.dumps(value)), key
+    assert after["images"]["measured"] == rows["index"].size == 4
+    assert {k: v for k, v in after.items() if k not in expected and k != "images"} == {
+        k: v for k, v in before.items() if k not in expected and k != "images"
+    }
     assert list(TIMINGS_COLUMNS)[:2] == ["schema_version", "index"]
 
 

@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_results import rescale_result, synthetic_env, synthetic_run
 
 from edgebench.report.history import bootstrap_medians, compare_runs, format_compare, history_table
-from edgebench.report.synthetic import rescale_result, synthetic_env, synthetic_run
 
 DAY = 86_400.0
 T0 = 1_735_689_600.0

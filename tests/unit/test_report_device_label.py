@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 
-from edgebench.report.synthetic import synthetic_env, synthetic_run
-from edgebench.report.tables import device_tables, load_results
+from synthetic_results import synthetic_env, synthetic_run
+
+from edgebench.report.load import load_results
+from edgebench.report.tables import device_tables
 from edgebench.results import device_type
 
 LABELS = {"rpi4-sim": "Raspberry Pi 4", "nano-sim": "Jetson Nano", "xavier-sim": "Jetson Xavier"}

@@ -9,6 +9,7 @@ import json
 
 import pandas as pd
 import pytest
+from synthetic_results import synthetic_env, synthetic_run
 
 from edgebench.report.history import (
     changes_since_previous,
@@ -17,7 +18,6 @@ from edgebench.report.history import (
     format_history,
     history_table,
 )
-from edgebench.report.synthetic import synthetic_env, synthetic_run
 
 DAY = 86_400.0
 T0 = 1_735_689_600.0  # 2025-01-01

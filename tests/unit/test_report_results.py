@@ -1,6 +1,6 @@
 """edgebench.results: device types, fingerprints, and the clear errors for trees that cannot be
 reported on (missing, empty, no summaries, unsupported or mixed schema versions). Trees are
-synthetic but schema-valid (edgebench.report.synthetic: the runtime's own statistics)."""
+synthetic but schema-valid (tests/synthetic_results.py: the runtime's own statistics)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import re
 
 import pytest
+from synthetic_results import synthetic_env, synthetic_run
 
-from edgebench.report.synthetic import synthetic_env, synthetic_run
 from edgebench.results import (
     ResultsError,
     check_host_tree,

@@ -9,15 +9,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_results import synthetic_env, synthetic_run, write_result
 
-from edgebench.report.synthetic import synthetic_env, synthetic_run, write_result
+from edgebench.report.load import load_results
+from edgebench.report.render_markdown import to_markdown
 from edgebench.report.tables import (
     device_tables,
     failure_table,
     fingerprint_notes,
-    load_results,
     speedup_table,
-    to_markdown,
     warm_cold_table,
 )
 from edgebench.results import ResultsError

@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import numpy as np
+from synthetic_results import synthetic_env, synthetic_run, write_result
 
 from edgebench.report import build_report
-from edgebench.report.synthetic import synthetic_env, synthetic_run, write_result
-from edgebench.report.tables import device_tables, load_results
+from edgebench.report.load import load_results
+from edgebench.report.tables import device_tables
 
 
 def _fleet(tmp_path):

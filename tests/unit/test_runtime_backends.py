@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from machine import without_tensorrt
 
 from edgebench_runtime.backends import (
     ProviderUnavailable,
@@ -20,14 +21,18 @@ def test_parse_provider():
 def test_availability_on_this_machine():
     assert provider_availability("cpu") == (True, None)
     assert "cpu" in available_providers()
-    ok, reason = provider_availability("tensorrt-fp16")
-    assert not ok and reason
     ok, reason = provider_availability("tensorrt-int4")
     assert not ok and "precision" in reason
     ok, reason = provider_availability("npu")
     assert not ok and "unknown provider" in reason
     ok, reason = provider_availability("cpu-fp16")
     assert not ok
+
+
+@without_tensorrt
+def test_tensorrt_is_unavailable_with_a_reason_where_it_is_absent():
+    ok, reason = provider_availability("tensorrt-fp16")
+    assert not ok and reason
 
 
 def test_cuda_is_skipped_never_faked():
@@ -40,6 +45,7 @@ def test_cuda_is_skipped_never_faked():
         create_backend("cuda").load("/nonexistent", {"model_file": "model.onnx"})
 
 
+@without_tensorrt
 def test_tensorrt_seam_raises_provider_unavailable():
     backend = create_backend("tensorrt-fp16")
     assert backend.family == "tensorrt" and backend.precision == "fp16"

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from machine import without_tensorrt
 from test_tensorrt_fakes import install, write_fake_onnx
 
 from edgebench_runtime import cli
@@ -194,6 +195,7 @@ def test_engines_command_lines_and_exit_codes(monkeypatch, tmp_path, capsys):
     assert cli.main([*argv[:6], "fp8"]) == 2
 
 
+@without_tensorrt
 def test_engines_command_without_tensorrt_exits_3(tmp_path, capsys):
     _artifact(tmp_path, "alpha")
     code = cli.main(["engines", "--artifacts", str(tmp_path), "--models", "alpha", "--precisions", "fp16"])

@@ -37,6 +37,8 @@ def test_concurrent_builds_each_give_a_complete_identical_wheel(tmp_path):
     for module in ("edgebench_runtime/cli.py", "edgebench_runtime/bench.py", "edgebench/cli.py"):
         assert module in members
     assert "edgebench/report/templates/report.html.j2" in members
+    # Test fixtures (the synthetic result trees) live in tests/, never in what devices install.
+    assert not [m for m in members if "synthetic" in m]
     # The first build changed the wheelhouse; the ones after found the same bytes.
     assert sorted(changed for _, changed in built) == [False, False, True]
 

@@ -1,4 +1,6 @@
-"""Synthetic but schema-valid result trees, for the report's benchmark and tests.
+"""Synthetic but schema-valid result trees, for the report's tests and benchmarks. Importable as
+``synthetic_results`` (tests/ is on sys.path under pytest; benchmarks/bench_report.py puts it there
+itself); a test fixture, so it lives beside the tests and not in the installed package.
 
 The files follow the runtime's result contract (docs/architecture.md, "Result files"): timings.csv
 rows written with the runtime's column order, summary.json statistics computed by the runtime's own
