@@ -27,7 +27,9 @@ __all__ = [
     "LabelledSet",
     "coco_map",
     "evaluate",
+    "label_mapping",
     "load_labelled",
+    "score",
     "topk_accuracy",
 ]
 
@@ -137,8 +139,52 @@ def _match(names: list[str], labels: list[str], what: str) -> dict[str, str]:
     return mapping
 
 
+def label_mapping(data: LabelledSet, labels: list[str]) -> dict[str, str]:
+    """The set's class folder or category names -> the model's labels; AccuracyError naming the
+    first that matches none."""
+    if data.kind == "classes":
+        return _match(sorted(set(data.classes)), labels, "class folders")
+    return _match(sorted({c["name"] for c in data.coco["categories"]}), labels, "categories")
+
+
+def score(data: LabelledSet, labels: list[str], predicted: dict[int, dict]) -> dict:
+    """Top-1/top-5 (class folders) or COCO mAP (annotations) of ``predicted``: image index in
+    ``data.images`` -> the decoded result as ``edgebench predict --json`` gives it
+    (``edgebench_runtime.predictions.result_as_data``). The one scoring of both ``edgebench
+    accuracy`` and the devices' predictions.jsonl. Images without a prediction are left out."""
+    mapping = label_mapping(data, labels)
+    indices = sorted(predicted)
+    if not indices:
+        raise AccuracyError("no image of the labelled set has a prediction to score")
+    if data.kind == "classes":
+        if any("top" not in predicted[index] for index in indices):
+            raise AccuracyError("class folders need a classification model (decoder imagenet_topk)")
+        names = [[top["label"] for top in predicted[index]["top"]] for index in indices]
+        truth = [mapping[data.classes[index]] for index in indices]
+        return {
+            "task": "classification",
+            "top1": round(topk_accuracy(names, truth, 1), 4),
+            "top5": round(topk_accuracy(names, truth, 5), 4),
+        }
+    category_of = {c["name"]: int(c["id"]) for c in data.coco["categories"]}
+    label_to_category = {mapping[name]: category_of[name] for name in category_of}
+    if any("boxes" not in predicted[index] for index in indices):
+        raise AccuracyError("COCO annotations need a detection model")
+    detections = []
+    for index in indices:
+        for box in predicted[index]["boxes"]:
+            if box["label"] in label_to_category:
+                x1, y1, x2, y2 = box["box"]
+                detections.append({
+                    "image_id": data.image_ids[index], "category_id": label_to_category[box["label"]],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1], "score": box["score"],
+                })  # fmt: skip
+    return {"task": "detection", **coco_map(data.coco, detections)}
+
+
 def evaluate(artifact_dir: Path, data: LabelledSet, score_threshold: float | None = None) -> dict:
     """Run every image through the artifact; top-1/top-5 or COCO mAP."""
+    from edgebench.predict import result_as_data
     from edgebench_runtime.backends import create_backend
     from edgebench_runtime.imaging import ImageDecodeError, decode_image
     from edgebench_runtime.manifest import ArtifactError, verify_artifact
@@ -153,15 +199,10 @@ def evaluate(artifact_dir: Path, data: LabelledSet, score_threshold: float | Non
         raise AccuracyError("the artifact has no labels: accuracy needs label names to compare with")
     if score_threshold is not None:
         manifest = dict(manifest, decoder=dict(manifest["decoder"], score_threshold=score_threshold))
-    if data.kind == "classes":
-        mapping = _match(sorted(set(data.classes)), labels, "class folders")
-    else:
-        category_of = {c["name"]: int(c["id"]) for c in data.coco["categories"]}
-        mapping = _match(sorted(category_of), labels, "categories")
-        label_to_category = {mapping[name]: category_of[name] for name in category_of}
+    label_mapping(data, labels)  # names that match no label are refused before any inference
     backend = create_backend("cpu")
     backend.load(str(artifact_dir), manifest)
-    predicted, detections, unreadable = [], [], []
+    predicted, unreadable = {}, []
     try:
         pipeline = Pipeline(manifest, backend.input_names)
         for index, path in enumerate(data.images):
@@ -171,34 +212,11 @@ def evaluate(artifact_dir: Path, data: LabelledSet, score_threshold: float | Non
                 unreadable.append(str(path))
                 continue
             feeds, geometry = pipeline.preprocess(image)
-            result = pipeline.postprocess(backend.infer(feeds), geometry)
-            if data.kind == "classes":
-                if "labels" not in result or "classes" not in result:
-                    raise AccuracyError("class folders need a classification model (decoder imagenet_topk)")
-                predicted.append((index, list(result["labels"])))
-                continue
-            if "boxes" not in result:
-                raise AccuracyError("COCO annotations need a detection model")
-            for row, label in zip(result["boxes"].tolist(), result["labels"], strict=True):
-                if label in label_to_category:
-                    x1, y1, x2, y2, score = row[:5]
-                    detections.append({
-                        "image_id": data.image_ids[index], "category_id": label_to_category[label],
-                        "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score,
-                    })  # fmt: skip
+            predicted[index] = result_as_data(manifest, pipeline.postprocess(backend.infer(feeds), geometry))
     finally:
         backend.close()
-    report = {
-        "model": manifest["name"],
-        "images": len(data.images) - len(unreadable),
-        "unreadable": unreadable,
-    }
-    if data.kind == "classes":
-        truth = [mapping[data.classes[index]] for index, _ in predicted]
-        names = [labels_ for _, labels_ in predicted]
-        report.update(task="classification", top1=round(topk_accuracy(names, truth, 1), 4))
-        report["top5"] = round(topk_accuracy(names, truth, 5), 4)
-    else:
-        report.update(task="detection", **coco_map(data.coco, detections))
+    report = {"model": manifest["name"], "images": len(predicted), "unreadable": unreadable}
+    report.update(score(data, labels, predicted))
+    if data.kind == "coco":
         report["score_threshold"] = manifest["decoder"].get("score_threshold")
     return report

@@ -194,6 +194,24 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_accuracy_check(args: argparse.Namespace) -> int:
+    import json
+
+    from edgebench.accuracy import AccuracyError
+    from edgebench.dataset_stage import stage_dataset
+
+    answers = {}
+    for dataset in args.datasets:
+        try:
+            staged = stage_dataset(Path(dataset), Path(args.stage_into))
+            answers[dataset] = {"name": staged.name, "kind": staged.kind, "images": staged.images,
+                                "problem": None}  # fmt: skip
+        except (AccuracyError, OSError) as exc:
+            answers[dataset] = {"name": None, "kind": None, "images": 0, "problem": str(exc)}
+    print(json.dumps(answers))
+    return EXIT_OK
+
+
 def _cmd_collect_check(args: argparse.Namespace) -> int:
     from edgebench.collect import CollectError, keep_fetched
 
@@ -203,6 +221,12 @@ def _cmd_collect_check(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(message)
+    if args.accuracy_dataset:
+        from edgebench.run_accuracy import score_host
+
+        host_dir = Path(args.run_dir) / args.host
+        for line in score_host(host_dir, Path(args.accuracy_dataset), Path(args.artifacts)):
+            print(line)
     for problem in check.problems:
         print(f"problem: {args.host}: {problem}")
     return EXIT_FAILED if check.problems else EXIT_OK
@@ -288,6 +312,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extravars["edgebench_models"] = _split(args.models)
     if args.catalog:
         extravars["edgebench_catalog"] = str(Path(args.catalog).resolve())
+    if extravars.get("edgebench_accuracy_dataset"):  # a path relative to here, not to the playbook
+        dataset = Path(str(extravars["edgebench_accuracy_dataset"])).expanduser()
+        extravars["edgebench_accuracy_dataset"] = str(dataset.resolve())
     live = sys.stderr.isatty()
     shown: dict[str, str] = {}
 
@@ -499,12 +526,33 @@ def _parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--json", action="store_true", help="print the figures as JSON")
     accuracy.set_defaults(func=_cmd_accuracy)
 
+    accuracy_check = commands.add_parser(
+        "accuracy-check",
+        help="check labelled sets for a run and stage each flat for the devices (validate phase)",
+    )
+    accuracy_check.add_argument(
+        "datasets", nargs="+", metavar="DATASET", help="absolute path of a labelled set"
+    )
+    accuracy_check.add_argument(
+        "--stage-into", required=True, help="directory of the staged sets (<artifacts>/datasets)"
+    )
+    accuracy_check.set_defaults(func=_cmd_accuracy_check)
+
     collect = commands.add_parser(
         "collect-check", help="unpack and check a device's fetched results (collect phase)"
     )
     collect.add_argument("archive", help="the fetched <host>.tar.gz, or a directory fetched file by file")
     collect.add_argument("--run-dir", required=True, help="controller results/<run_id> directory")
     collect.add_argument("--host", required=True, help="inventory name of the device")
+    collect.add_argument(
+        "--accuracy-dataset",
+        help="the labelled set the run measured: score each run's predictions.jsonl into its summary.json",
+    )
+    collect.add_argument(
+        "--artifacts",
+        default="artifacts",
+        help="artifacts directory, for the models' labels (default: artifacts)",
+    )
     collect.set_defaults(func=_cmd_collect_check)
 
     run = commands.add_parser("run", help="run benchmark.yml on the fleet with live progress")

@@ -25,6 +25,7 @@ PLAN_VARIABLES = {
     "images.source": "edgebench_image_source",
     "images.count": "edgebench_image_count",
     "images.warmup": "edgebench_warmup_count",
+    "predictions": "edgebench_accuracy_dataset",
     "validity.min_duration_s": "edgebench_min_duration_s",
     "validity.max_images": "edgebench_max_images",
     "threads": "edgebench_threads",

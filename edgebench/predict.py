@@ -62,59 +62,16 @@ def predict(artifact_dir: Path, image_path: Path) -> tuple[dict, Any, np.ndarray
     return manifest, result, image, infer_ms
 
 
-def _round(value: float, digits: int = 2) -> float:
-    return round(float(value), digits)
-
-
 def result_as_data(manifest: dict, result: Any) -> dict:
-    """The decoded result as JSON-ready data, coordinates in original-image pixels."""
-    decoder = (manifest.get("decoder") or {}).get("name", "raw")
-    if result is None:
-        return {"decoder": decoder, "note": "decoder raw: outputs are not decoded"}
-    if "boxes" in result:
-        return {
-            "boxes": [
-                {"label": label, "score": _round(row[4], 4), "box": [_round(v) for v in row[:4]]}
-                for row, label in zip(result["boxes"].tolist(), result["labels"], strict=True)
-            ]
-        }
-    if "scores" in result and "classes" in result:
-        return {
-            "top": [
-                {"label": label, "score": _round(score, 4), "index": int(index)}
-                for index, score, label in zip(
-                    result["classes"], result["scores"], result["labels"], strict=True
-                )
-            ]
-        }
-    if "people" in result:
-        names = manifest.get("labels") or []
-        people = []
-        for person, score in zip(result["people"], result["scores"], strict=True):
-            keypoints = {}
-            for index, (x, y, confidence) in enumerate(person.tolist()):
-                if confidence > 0:
-                    keypoints[names[index] if index < len(names) else str(index)] = [
-                        _round(x),
-                        _round(y),
-                        _round(confidence, 3),
-                    ]
-            people.append({"score": _round(score, 4), "keypoints": keypoints})
-        return {"people": people}
-    if "mask" in result:
-        total = float(result["mask"].size)
-        return {
-            "size": list(result["mask"].shape),
-            "classes": [
-                {
-                    "label": label,
-                    "pixels": int(result["histogram"][c]),
-                    "fraction": _round(result["histogram"][c] / total, 4),
-                }
-                for c, label in zip(result["classes"].tolist(), result["labels"], strict=True)
-            ],
-        }
-    raise PredictError(f"decoder {decoder} gave a result predict cannot show: {sorted(result)}")
+    """The decoded result as JSON-ready data, coordinates in original-image pixels: the runtime's
+    one definition (``edgebench_runtime.predictions``), which devices write to predictions.jsonl."""
+    from edgebench_runtime.predictions import UnknownResult
+    from edgebench_runtime.predictions import result_as_data as runtime_result_as_data
+
+    try:
+        return runtime_result_as_data(manifest, result)
+    except UnknownResult as exc:
+        raise PredictError(f"predict cannot show it: {exc}") from exc
 
 
 def result_text(model: str, data: dict, infer_ms: float) -> str:

@@ -24,6 +24,7 @@ import traceback
 from typing import Any, Callable, List, Optional, Set, Tuple
 
 from .imaging import ImageDecodeError, decode_image
+from .predictions import PREDICTIONS_FILE, PredictionRecorder
 from .results import (
     BreakdownWriter,
     TimingsWriter,
@@ -95,13 +96,16 @@ def measure(
     on_row: Optional[Callable[..., Any]] = None,
     unreadable: Optional[Set[str]] = None,
     breakdown: Optional[BreakdownWriter] = None,
+    recorder: Optional[PredictionRecorder] = None,
 ) -> Tuple[Optional[float], Optional[float]]:
     """Measure images ``start_index .. count-1``; the image of position ``seq`` is
     ``images[seq % len(images)]``. Unreadable images are skipped (not counted as measured) and
     their names added to ``unreadable``. ``breakdown`` (a BreakdownWriter) receives the backend's
-    ``last_breakdown`` of every image where it has one. Returns the next ``seq``."""
+    ``last_breakdown`` of every image where it has one. ``recorder`` keeps each image's first
+    result, after the image's timed phases and its row. Returns the next ``seq``."""
     n = len(images)
     names = [_csv_safe(os.path.basename(path)) for path in images]
+    files = [os.path.basename(path) for path in images]
     pre = pipeline.preprocess
     post = pipeline.postprocess
     brief = pipeline.brief
@@ -151,6 +155,8 @@ def measure(
         )
         if breakdown is not None and backend.last_breakdown is not None:
             breakdown.stages(index, backend.last_breakdown, now())
+        if recorder is not None:
+            recorder.record(files[slot], result)
         index += 1
         seq += 1
         if on_row is not None:
@@ -158,8 +164,9 @@ def measure(
     return seq
 
 
-def _warmup(backend, pipeline, images, count, decode=decode_image):
-    """Untimed warm-up passes; returns (first_inference_ms, mean infer_ms)."""
+def _warmup(backend, pipeline, images, count, decode=decode_image, recorder=None):
+    """Untimed warm-up passes; returns (first_inference_ms, mean infer_ms). ``recorder`` keeps
+    the results of these images, which the measured loop never sees when they are kept apart."""
     times = []
     done = 0
     position = 0
@@ -179,7 +186,9 @@ def _warmup(backend, pipeline, images, count, decode=decode_image):
         t0 = _clock()
         outputs = backend.infer(feeds)
         times.append((_clock() - t0) * _TO_MS)
-        pipeline.postprocess(outputs, geometry)
+        result = pipeline.postprocess(outputs, geometry)
+        if recorder is not None:
+            recorder.record(os.path.basename(path), result, "warmup")
         done += 1
     return times[0] if times else None, (sum(times) / len(times)) if times else None
 
@@ -259,7 +268,7 @@ def run_child(job_path: str) -> int:
         "unreadable_files": [],
     }
     summary_path = os.path.join(job["result_dir"], "summary.json")
-    backend = writer = breakdown = None
+    backend = writer = breakdown = recorder = None
     unreadable = set()
     status, reason, error, code = "complete", None, None, CHILD_EXIT["complete"]
     try:
@@ -285,8 +294,14 @@ def run_child(job_path: str) -> int:
             # Before timing; in cold mode after it, so that the first measured image stays the
             # process's first inference.
             segment["correctness"] = _check_correctness(backend, pipeline, job)
+        if job.get("record_predictions"):
+            recorder = PredictionRecorder(os.path.join(job["result_dir"], PREDICTIONS_FILE), job["manifest"])
         if job["mode"] == "warm" and job["warmup"] > 0:
-            first, mean = _warmup(backend, pipeline, warm_images, job["warmup"])
+            # Only images kept apart from the measured ones are recorded from the warm-up: the
+            # others are recorded on their first measured pass.
+            first, mean = _warmup(
+                backend, pipeline, warm_images, job["warmup"], recorder=recorder if disjoint else None
+            )
             segment["first_inference_ms"] = first
             segment["warmup_infer_ms_mean"] = mean
         writer = TimingsWriter(os.path.join(job["result_dir"], "timings.csv"), job.get("fsync_interval", 1.0))
@@ -306,6 +321,7 @@ def run_child(job_path: str) -> int:
             job["segment"],
             unreadable=unreadable,
             breakdown=breakdown,
+            recorder=recorder,
         )
         # The run extends itself (cycling the image set) to the validity minimums, up to the cap.
         rules = job_rules(job)
@@ -332,6 +348,7 @@ def run_child(job_path: str) -> int:
                 seq,
                 job["segment"],
                 unreadable=unreadable,
+                recorder=recorder,
             )
             done = target
         segment["extended_to"] = done
@@ -341,6 +358,9 @@ def run_child(job_path: str) -> int:
         if breakdown is not None:
             breakdown.close()
             breakdown = None
+        if recorder is not None:
+            recorder.close()
+            recorder = None
         if job["mode"] == "cold":
             segment["correctness"] = _check_correctness(backend, pipeline, job)
     except BaseException as exc:  # classify everything, including MemoryError and KeyboardInterrupt
@@ -360,7 +380,7 @@ def run_child(job_path: str) -> int:
             status, reason = "failed", "%s: %s" % (type(exc).__name__, exc)
         error = "".join(traceback.format_exception(type(exc), exc, sys.exc_info()[2])[-6:])[-2000:]
         segment["measure_ended_unix"] = time.time()
-        for handle in (writer, breakdown):
+        for handle in (writer, breakdown, recorder):
             if handle is not None:
                 with contextlib.suppress(IOError, OSError):
                     handle.close()

@@ -108,6 +108,11 @@ def build_parser():
         default=None,
         help="cap on the images a run extends itself to (default 10000, or --count when larger)",
     )
+    run.add_argument(
+        "--predictions",
+        action="store_true",
+        help="also write each image's decoded result to predictions.jsonl (for accuracy on a labelled set)",
+    )
     run.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
     run.add_argument("--inter-op-threads", type=int, default=None)
     run.add_argument(
@@ -252,6 +257,7 @@ def _plan_from_arguments(args):
         output_dir=args.output,
         min_duration_s=args.min_duration,
         max_images=args.max_images,
+        record_predictions=args.predictions,
         **_invocation_options(args)
     )
 

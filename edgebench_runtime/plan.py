@@ -11,13 +11,15 @@ A plan file (schema 1)::
 
     {"schema_version": 1, "run_id": "20260101T000000Z",
      "models": ["mobilenet_v3_small"], "providers": ["cpu", "tensorrt-fp16"], "modes": ["warm"],
-     "images": {"source": null, "count": 100, "warmup": 10},
+     "images": {"source": null, "count": 100, "warmup": 10}, "predictions": false,
      "validity": {"min_duration_s": 3, "max_images": 10000},
      "threads": null, "timeout_s": 1800, "cooldown": "none", "reboot_policy": "never",
      "tensorrt": {"workspace_mb": 1024, "calibration_images": null},
      "paths": {"artifacts": "~/edgebench/artifacts", "output": "~/edgebench/results/<run_id>/<host>"}}
 
 Providers carry their precision in their name (:mod:`vocabulary`), the one form every phase uses.
+``predictions``: every run also writes each image's decoded result to ``predictions.jsonl``
+(:mod:`predictions`), from which the controller scores accuracy on a labelled set.
 
 Python 3.6 compatible.
 """
@@ -90,6 +92,7 @@ class Plan(object):
         log: Optional[Callable[[str], None]] = None,
         min_duration_s: Optional[float] = None,
         max_images: Optional[int] = None,
+        record_predictions: bool = False,
     ) -> None:
         self.artifacts_dir = str(artifacts_dir)
         self.models = list(models)
@@ -118,6 +121,8 @@ class Plan(object):
         # The validity minimums a run extends itself to (bench.py), and its cap.
         self.min_duration_s = None if min_duration_s is None else float(min_duration_s)
         self.max_images = None if max_images is None else int(max_images)
+        # Each run keeps every image's first decoded result (predictions.jsonl), outside its timing.
+        self.record_predictions = bool(record_predictions)
 
     def backend_options(self, provider: str) -> Dict[str, Any]:
         family = parse_provider(provider)[0]
@@ -201,6 +206,10 @@ def _cooldown(value):
     return None
 
 
+def _flag(value):
+    return None if isinstance(value, bool) else "true or false"
+
+
 def _reboot_policy(value):
     return None if value in REBOOT_POLICIES else "one of %s" % ", ".join(REBOOT_POLICIES)
 
@@ -217,6 +226,7 @@ _SPEC = {
         "count": _positive_int,
         "warmup": _count_or_zero,
     },
+    "predictions": _flag,
     "validity": {
         "min_duration_s": _non_negative,
         "max_images": _positive_int,
@@ -336,6 +346,7 @@ def load_plan(
         output_dir=os.path.expanduser(output_dir or data["paths"]["output"]),
         min_duration_s=data["validity"]["min_duration_s"],
         max_images=data["validity"]["max_images"],
+        record_predictions=data["predictions"],
         **options
     )
 

@@ -40,7 +40,8 @@ CONTINUE = "continue"  # measure from the next image (the first, for a run witho
 RECORD = "record"  # cannot run here (corrupt artifact, provider unavailable): record why
 DECISIONS = (SKIP, REFUSE, COLD_RESTART, FINISH, CONTINUE, RECORD)
 
-_RESULT_FILES = ("timings.csv", "gpu_timings.csv", "summary.json")
+# predictions.jsonl belongs to the rows it was recorded with: cleared and set aside with them.
+_RESULT_FILES = ("timings.csv", "gpu_timings.csv", "summary.json", "predictions.jsonl")
 
 
 def job_settings(plan: Any, provider: str, manifest_sha: Optional[str]) -> Dict[str, Any]:

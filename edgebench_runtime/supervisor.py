@@ -188,6 +188,7 @@ class Supervisor(object):
             "backend_options": plan.backend_options(provider),
             "segments_before": [],
             "validity_rules": {"min_duration_s": plan.min_duration_s, "max_images": plan.max_images},
+            "record_predictions": plan.record_predictions,
         }
         if manifest is not None:
             model_file = manifest.get("model_file", "model.onnx")

@@ -30,6 +30,7 @@ def _plan(tmp_path, **changes):
         "providers": ["cpu", "tensorrt-fp16"],
         "modes": ["warm", "cold"],
         "images": {"source": None, "count": 8, "warmup": 1},
+        "predictions": False,
         "validity": {"min_duration_s": 0.0, "max_images": 8},
         "threads": None,
         "timeout_s": 60,
@@ -79,6 +80,7 @@ def test_a_sound_plan_has_no_problems(tmp_path):
         ({"tensorrt__workspace_mb": 0}, "tensorrt.workspace_mb is 0"),
         ({"schema_version": 2}, "schema_version is 2; it must be 1"),
         ({"models": []}, "models is []; it must be a non-empty list"),
+        ({"predictions": "yes"}, 'predictions is "yes"; it must be true or false'),
     ],
 )
 def test_every_problem_names_its_setting(tmp_path, changes, problem):
@@ -123,6 +125,8 @@ def test_a_plan_file_narrows_to_one_unit_of_work(tmp_path):
     whole = load_plan(str(path), progress=False)
     assert whole.models == ["alpha", "beta"] and whole.modes == ["warm", "cold"]
     assert whole.count == 8 and whole.max_images == 8 and whole.timeout_s == 60
+    assert whole.record_predictions is False
+    assert load_plan(str(_write(tmp_path, _plan(tmp_path, predictions=True)))).record_predictions is True
     assert whole.output_dir == str(tmp_path / "out")
     unit = load_plan(str(path), models=["beta"], providers=["cpu"], modes=["cold"], progress=False)
     assert (unit.models, unit.providers, unit.modes) == (["beta"], ["cpu"], ["cold"])
