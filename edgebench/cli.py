@@ -205,9 +205,9 @@ def _cmd_accuracy_check(args: argparse.Namespace) -> int:
         try:
             staged = stage_dataset(Path(dataset), Path(args.stage_into))
             answers[dataset] = {"name": staged.name, "kind": staged.kind, "images": staged.images,
-                                "problem": None}  # fmt: skip
+                                "copied": staged.copied, "problem": None}  # fmt: skip
         except (AccuracyError, OSError) as exc:
-            answers[dataset] = {"name": None, "kind": None, "images": 0, "problem": str(exc)}
+            answers[dataset] = {"name": None, "kind": None, "images": 0, "copied": False, "problem": str(exc)}
     print(json.dumps(answers))
     return EXIT_OK
 
@@ -250,20 +250,31 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     for run_dir in run_dirs:
         write_summary_csv(run_dir)
+        rows = summary_rows(run_dir)
         table = [
             [r["host"], r["model"], f"{r['provider']}-{r['mode']}", r["status"], r["images"],
              f"{r['infer_ms']:.2f}" if r["infer_ms"] is not None else "-",
              f"{r['fps']:.1f}" if r["fps"] is not None else "-", r["validity"],
              (r["reason"] or r["validity_reasons"] or "")[:80]]
-            for r in summary_rows(run_dir)
+            for r in rows
         ]  # fmt: skip
-        print(
-            text_table(
-                ["host", "model", "run", "status", "images", "infer_ms", "fps", "validity", "reason"], table
-            )
-        )
+        headers = ["host", "model", "run", "status", "images", "infer_ms", "fps", "validity", "reason"]
+        if any(r["accuracy"] for r in rows):  # a run on a labelled set: its accuracy beside its speed
+            headers.insert(7, "accuracy")
+            for line, r in zip(table, rows, strict=True):
+                line.insert(7, _accuracy_cell(r))
+        print(text_table(headers, table))
     print(f"report: {path}")
     return EXIT_OK
+
+
+def _accuracy_cell(row: dict) -> str:
+    """``top-1 0.950``, ``mAP 0.412``, ``unavailable`` or ``-`` for one summary row."""
+    if row["accuracy"] != "computed":
+        return row["accuracy"] or "-"
+    if row["top1"] is not None:
+        return f"top-1 {row['top1']:.3f}"
+    return f"mAP {row['map']:.3f}"
 
 
 def _cmd_history(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ class StagedSet:
     path: Path
     kind: str  # "classes" | "coco"
     images: int
+    copied: bool  # staged now, rather than found staged before
 
 
 def device_names(data: LabelledSet, dataset: Path) -> list[str]:
@@ -84,9 +85,8 @@ def stage_dataset(dataset: Path, datasets_dir: Path) -> StagedSet:
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
     name = f"{dataset.name}-{digest}"
     target = Path(datasets_dir) / name
-    staged = StagedSet(name, target, data.kind, len(names))
     if (target / MANIFEST_NAME).is_file():
-        return staged
+        return StagedSet(name, target, data.kind, len(names), copied=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Copied into a scratch folder beside the target and moved in whole: a validate play stopped
     # half-way, or another one staging the same set, never leaves a partial copy under that name.
@@ -103,4 +103,4 @@ def stage_dataset(dataset: Path, datasets_dir: Path) -> StagedSet:
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return staged
+    return StagedSet(name, target, data.kind, len(names), copied=True)

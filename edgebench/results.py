@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "ACCURACY_FIGURES",
     "DEVICE_LABEL_FILE",
     "FINGERPRINT_FIELDS",
     "HostCheck",
     "ResultsError",
     "RunRecord",
+    "accuracy_columns",
     "check_host_tree",
     "check_run_dir",
     "device_type",
@@ -131,9 +133,27 @@ def host_dirs(run_dir: Path) -> list[Path]:
     )
 
 
+#: summary.json's ``accuracy`` figures, which the collect phase scores on a labelled set
+ACCURACY_FIGURES = ("top1", "top5", "map", "map50", "map75")
+
 _SUMMARY_COLUMNS = ["host", "model", "provider", "mode", "status", "reason", "images", "pre_ms", "infer_ms",
                     "post_ms", "fps", "fps_e2e", "infer_p50_ms", "infer_p99_ms", "stability", "load_ms",
-                    "first_inference_ms", "validity", "validity_reasons"]  # fmt: skip
+                    "first_inference_ms", "validity", "validity_reasons", "accuracy", "accuracy_reason",
+                    "accuracy_dataset", *ACCURACY_FIGURES]  # fmt: skip
+
+
+def accuracy_columns(summary: dict | None) -> dict:
+    """One result's accuracy as flat columns: ``accuracy`` (``computed``, ``unavailable``, or empty
+    when the run measured no labelled set), ``accuracy_reason``, ``accuracy_dataset`` and the
+    figures (None where the task has none: top-1/top-5 for classification, mAP for detection)."""
+    block = (summary or {}).get("accuracy") or {}
+    row = {
+        "accuracy": block.get("status") or "",
+        "accuracy_reason": block.get("reason") or "",
+        "accuracy_dataset": block.get("dataset") or "",
+    }
+    row.update({figure: block.get(figure) for figure in ACCURACY_FIGURES})
+    return row
 
 
 def validity_of(summary: dict | None) -> str:
@@ -174,6 +194,7 @@ def summary_rows(run_dir: Path) -> list[dict]:
                 "first_inference_ms": summary.get("first_inference_ms"),
                 "validity": validity_of(summary),
                 "validity_reasons": "; ".join((summary.get("validity") or {}).get("reasons") or []),
+                **accuracy_columns(summary),
             })  # fmt: skip
     return rows
 

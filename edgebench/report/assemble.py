@@ -42,6 +42,11 @@ DEVICE_COLUMNS = [
     "d2h_ms",
     "post_ms",
     "fps",
+    "top1",
+    "top5",
+    "map",
+    "map50",
+    "map75",
     "p50_ms",
     "p90_ms",
     "p90_es_ms",
@@ -309,6 +314,7 @@ def _overview(result: ResultSet, devices: list[DeviceTable], changes: pd.DataFra
         "valid": int((runs["validity"] == "valid").sum()),
         "not_complete": int((runs["status"] != "complete").sum()),
         "regressions": int((changes["flag"] == "regression").sum()) if not changes.empty else 0,
+        "accuracy": int((runs["accuracy"] == "computed").sum()) if "accuracy" in runs else 0,
         "fastest": fastest,
     }
 
@@ -390,6 +396,15 @@ def _warnings(result, facts: pd.DataFrame, notes: list[str], changes: pd.DataFra
         )
         detail = f": {r.correctness_reason}" if r.correctness_reason else ""
         out.append({"level": level, "text": f"{what}: {r.host} {r.model} {r.provider}-{r.mode}{detail}"})
+    if "accuracy" in runs:
+        for r in runs[runs["accuracy"] == "unavailable"].itertuples(index=False):
+            out.append(
+                {
+                    "level": "warn",
+                    "text": f"accuracy unavailable: {r.host} {r.model} {r.provider}-{r.mode}: "
+                    f"{r.accuracy_reason}",
+                }
+            )
     for r in runs[runs["problem"] != ""].itertuples(index=False):
         out.append(
             {

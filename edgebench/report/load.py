@@ -16,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from edgebench.results import (
+    ACCURACY_FIGURES,
     ResultsError,
+    accuracy_columns,
     check_run_dir,
     device_type,
     fingerprint,
@@ -175,6 +177,10 @@ def _record_row(run_id: str, host: str, dtype: str, env: dict | None, record) ->
             "path": str(record.path),
         }
     )
+    accuracy = accuracy_columns(summary)
+    for figure in ACCURACY_FIGURES:  # NaN keeps the figures' columns numeric
+        accuracy[figure] = math.nan if accuracy[figure] is None else float(accuracy[figure])
+    row.update(accuracy)
     for key, value in fingerprint(env, summary).items():
         row[f"fp_{key}"] = value
     return row

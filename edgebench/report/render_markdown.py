@@ -7,7 +7,13 @@ import pandas as pd
 from .assemble import Report
 from .cells import format_cell
 
-__all__ = ["render_markdown", "to_markdown"]
+__all__ = ["ACCURACY_NOTE", "render_markdown", "to_markdown"]
+
+ACCURACY_NOTE = (
+    "Accuracy beside speed, on the labelled set of `edgebench_accuracy_dataset`, scored from each "
+    "run's own predictions: `top1` / `top5` (classification) or COCO `map` (IoU 0.50:0.95), "
+    "`map50`, `map75` (detection, through pycocotools, at the model's score threshold)."
+)
 
 
 def render_markdown(report: Report) -> str:
@@ -37,6 +43,8 @@ def render_markdown(report: Report) -> str:
         "",
     ]
     out += ["## Per device type and provider", ""]
+    if overview.get("accuracy"):
+        out += [ACCURACY_NOTE, ""]
     for device in report.devices:
         out += [f"### {device.caption}", "", to_markdown(device.table, columns=device.shown_columns), ""]
     if report.multi_unit:

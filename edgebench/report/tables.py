@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.results import fingerprint_diff
+from edgebench.results import ACCURACY_FIGURES, fingerprint_diff
 
 from .load import GPU_PHASES, RESULT_KEY
 
@@ -55,7 +55,9 @@ def unit_table(runs: pd.DataFrame) -> pd.DataFrame:
 def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """The thesis's Tables 4.1–4.21, per device type × provider × mode: model, average pre /
     inference / post ms, FPS, p50/p90/p99, std, stability, validity ("valid" when every unit's
-    result is, "invalid" when none is, else "k/n valid"), status. Several units of one device
+    result is, "invalid" when none is, else "k/n valid"), status, and beside them the accuracy on
+    the run's labelled set (``top1``/``top5``, ``map``/``map50``/``map75``; empty without one).
+    Several units of one device
     type are averaged (mean of the units' means) only when their fingerprints agree (units that
     differ form their own table, named after the difference) with the averaged units listed in
     ``unit_hosts`` and the unit-to-unit spread beside: ``units``,
@@ -88,6 +90,8 @@ def device_tables(runs: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
                     **{phase: done[f"{phase}_mean"].astype(float).mean() for phase in GPU_PHASES},
                     "post_ms": done["post_ms_mean"].mean(),
                     "fps": done["fps"].mean(),
+                    # Accuracy per provider and precision: the units' mean (one figure when they agree).
+                    **{f: done[f].astype(float).mean() for f in ACCURACY_FIGURES if f in done},
                     "p50_ms": done["infer_ms_p50"].mean(),
                     "p90_ms": done["infer_ms_p90"].mean(),
                     "p90_es_ms": done["infer_ms_p90_es"].astype(float).mean(),
