@@ -6,6 +6,8 @@ are known, so that the mAP is known too."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,32 +22,45 @@ from edgebench.cli import main as cli_main
 
 pytestmark = pytest.mark.slow
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "edge", "bench", "jetson", "tensor")
-
-
-@pytest.mark.skipif(
+needs_orientation = pytest.mark.skipif(
     ORIENTATION_ONNX is None, reason="needs the real model: pip install --no-deps rapidocr==3.10.0"
 )
-def test_top1_of_a_real_classifier_on_labels_known_by_construction(tmp_path, capsys):
+
+
+def orientation_set(root: Path, per_class: int) -> Path:
+    """Rendered text lines, upright in ``0/`` and the same lines turned 180 degrees in ``180/``:
+    labels known by construction for PaddleOCR's text-line orientation classifier."""
     rng = np.random.default_rng(0)
     for label in ("0", "180"):
-        (tmp_path / "lines" / label).mkdir(parents=True)
-    for index in range(30):
+        (root / "lines" / label).mkdir(parents=True)
+    for index in range(per_class):
         text = " ".join(rng.choice(WORDS, 3))
         line = Image.new("RGB", (320, 48), (255, 255, 255))
         ImageDraw.Draw(line).text(
             (6, 6), text, fill=(0, 0, 0), font=ImageFont.load_default(size=int(rng.integers(22, 34)))
         )
-        line.save(tmp_path / "lines" / "0" / f"{index}.png")
-        line.rotate(180).save(tmp_path / "lines" / "180" / f"{index}.png")
+        line.save(root / "lines" / "0" / f"{index}.png")
+        line.rotate(180).save(root / "lines" / "180" / f"{index}.png")
+    return root / "lines"
+
+
+def convert_orientation(root: Path) -> Path:
+    """The real classifier converted as ``orient`` into ``root/artifacts``."""
     stretch = {"resize": "stretch", "color": "BGR", "scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3}
     decoder = {"name": "imagenet_topk", "top_k": 2, "softmax": False}
     catalog = catalog_for(
-        tmp_path, entry("orient", ORIENTATION_ONNX, 48, 192, decoder, ["0", "180"], "classification", stretch)
+        root, entry("orient", ORIENTATION_ONNX, 48, 192, decoder, ["0", "180"], "classification", stretch)
     )
-    artifacts = str(tmp_path / "artifacts")
-    assert (
-        cli_main(["--catalog", str(catalog), "convert", "--models", "orient", "--artifacts", artifacts]) == 0
-    )
+    artifacts = root / "artifacts"
+    argv = ["--catalog", str(catalog), "convert", "--models", "orient", "--artifacts", str(artifacts)]
+    assert cli_main(argv) == 0
+    return artifacts
+
+
+@needs_orientation
+def test_top1_of_a_real_classifier_on_labels_known_by_construction(tmp_path, capsys):
+    orientation_set(tmp_path, 30)
+    artifacts = str(convert_orientation(tmp_path))
     capsys.readouterr()
     assert cli_main(["accuracy", "orient", str(tmp_path / "lines"), "--artifacts", artifacts, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -57,6 +72,57 @@ def test_top1_of_a_real_classifier_on_labels_known_by_construction(tmp_path, cap
     Image.new("RGB", (64, 16)).save(tmp_path / "lines" / "18O" / "x.png")
     assert cli_main(["accuracy", "orient", str(tmp_path / "lines"), "--artifacts", artifacts]) == 2
     assert "'18O' (did you mean '180'?)" in capsys.readouterr().err
+
+
+@needs_orientation
+def test_accuracy_beside_speed_from_a_real_runtime_run(tmp_path, capsys):
+    """A real ``edgebench-runtime run --plan`` with predictions on, over the staged labelled set,
+    then the collect phase's scoring: the run's top-1 is what ``edgebench accuracy`` computes for
+    the same model and set (the same pipeline and the same scoring)."""
+    from edgebench.dataset_stage import stage_dataset
+
+    lines = orientation_set(tmp_path, 10)
+    artifacts = convert_orientation(tmp_path)
+    staged = stage_dataset(lines, artifacts / "datasets")
+    plan = {
+        "schema_version": 1, "run_id": "acc", "models": ["orient"], "providers": ["cpu"], "modes": ["warm"],
+        "images": {"source": str(staged.path), "count": 20, "warmup": 2}, "predictions": True,
+        "validity": {"min_duration_s": 0, "max_images": 20}, "threads": 1, "timeout_s": 300,
+        "cooldown": "none", "reboot_policy": "never",
+        "tensorrt": {"workspace_mb": 256, "calibration_images": None},
+        "paths": {"artifacts": str(artifacts), "output": str(tmp_path / "device" / "host")},
+    }  # fmt: skip
+    (tmp_path / "plan-acc.json").write_text(json.dumps(plan))
+    run = subprocess.run(
+        [sys.executable, "-m", "edgebench_runtime", "run", "--plan", str(tmp_path / "plan-acc.json"),
+         "--progress", "never"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    device_run = tmp_path / "device" / "host" / "orient" / "cpu-warm"
+    records = [json.loads(line) for line in (device_run / "predictions.jsonl").read_text().splitlines()]
+    # 20 images: the last 2 of the sorted set kept apart for the 2 warm-up inferences, the other
+    # 18 measured and cycled to 20 rows; each image recorded once.
+    assert len(records) == 20 and len({r["image"] for r in records}) == 20
+    assert sum(r["from"] == "warmup" for r in records) == 2
+    assert json.loads((device_run / "summary.json").read_text()).get("accuracy") is None
+
+    collect = ["collect-check", str(tmp_path / "device"), "--run-dir", str(tmp_path / "results"),
+               "--host", "host", "--accuracy-dataset", str(lines), "--artifacts", str(artifacts)]  # fmt: skip
+    capsys.readouterr()
+    assert cli_main(collect) == 0
+    assert "accuracy: orient cpu-warm: top-1" in capsys.readouterr().out
+    summary_path = tmp_path / "results" / "host" / "orient" / "cpu-warm" / "summary.json"
+    block = json.loads(summary_path.read_text())["accuracy"]
+    assert block["status"] == "computed" and block["images"] == 20
+    assert cli_main(["accuracy", "orient", str(lines), "--artifacts", str(artifacts), "--json"]) == 0
+    controller = json.loads(capsys.readouterr().out)
+    assert controller["images"] == 20 and block["top1"] == controller["top1"] >= 0.9
+    assert block["top5"] == controller["top5"] == 1.0
+    # A later collect replaces the run with the device's copy, which has no figures: they are
+    # scored again, not lost.
+    assert cli_main(collect) == 0
+    assert json.loads(summary_path.read_text())["accuracy"] == block
 
 
 class FixedRows(torch.nn.Module):

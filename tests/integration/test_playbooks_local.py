@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,10 @@ def playbook(*args: str, check: bool = False) -> subprocess.CompletedProcess:
         ('{"edgebench_reboot_policy": "per_model"}', "localhost is this machine (ansible_connection=local)"),
         ('{"edgebench_profile": "everything"}', "edgebench_profile 'everything' is not a catalog profile"),
         ('{"edgebench_image_count": 0}', "edgebench_image_count (0)"),
+        (
+            '{"edgebench_accuracy_dataset": "/nonexistent/set"}',
+            "edgebench_accuracy_dataset: /nonexistent/set is not a directory of labelled images.",
+        ),
         (
             '{"edgebench_models": ["alexnet"], "edgebench_artifacts_dir": "/nonexistent"}',
             "No artifact in /nonexistent for alexnet. Convert first: edgebench convert --models alexnet",
@@ -102,9 +107,50 @@ def test_local_benchmark_end_to_end_and_resume(artifacts_dir, tmp_path):
     assert timings.read_text() == before
 
 
+def test_accuracy_beside_speed_on_a_labelled_set(artifacts_dir, tmp_path):
+    # Two classes named as two of the model's labels, two default photos each: the figures of a
+    # random-init model mean nothing, but they must be measured, scored, kept and reported.
+    labels = json.loads((artifacts_dir / "mobilenet_v3_small" / "manifest.json").read_text())["labels"][:2]
+    photos = sorted((artifacts_dir / "images").glob("*.jpg"))[:4]
+    for label, pair in zip(labels, (photos[:2], photos[2:]), strict=True):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        for photo in pair:
+            (tmp_path / "set" / label / photo.name).write_bytes(photo.read_bytes())
+    plan = {
+        "edgebench_models": ["mobilenet_v3_small"],
+        "edgebench_accuracy_dataset": str(tmp_path / "set"),
+        "edgebench_image_count": 4,
+        "edgebench_max_images": 4,
+        "edgebench_warmup_count": 1,
+        "edgebench_poll_interval_s": 0.5,
+        "edgebench_artifacts_dir": str(tmp_path / "artifacts"),
+        "edgebench_results_dir": str(tmp_path / "results"),
+        "edgebench_work_dir": str(tmp_path / "work"),
+        "run_id": "local-accuracy",
+    }
+    # Its own artifacts directory, since validate stages the set into it.
+    shutil.copytree(artifacts_dir / "mobilenet_v3_small", tmp_path / "artifacts" / "mobilenet_v3_small")
+    playbook("-e", json.dumps(plan), check=True)
+    staged = list((tmp_path / "work" / "artifacts" / "datasets").glob("set-*/*.jpg"))
+    assert sorted(p.name.split("--")[0] for p in staged) == sorted([labels[0]] * 2 + [labels[1]] * 2)
+    run_dir = tmp_path / "results" / "local-accuracy"
+    summary = json.loads(
+        (run_dir / "localhost" / "mobilenet_v3_small" / "cpu-warm" / "summary.json").read_text()
+    )
+    accuracy = summary["accuracy"]
+    assert accuracy["status"] == "computed" and accuracy["images"] == 4, accuracy
+    assert accuracy["task"] == "classification" and 0 <= accuracy["top1"] <= accuracy["top5"] <= 1
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "| fps | top1 | top5 |" in report and "Accuracy beside speed" in report
+
+
 def _converted(artifacts_dir: Path) -> list[str]:
-    return ["-e", json.dumps({"edgebench_models": ["mobilenet_v3_small"],
-                              "edgebench_artifacts_dir": str(artifacts_dir)})]
+    return [
+        "-e",
+        json.dumps(
+            {"edgebench_models": ["mobilenet_v3_small"], "edgebench_artifacts_dir": str(artifacts_dir)}
+        ),
+    ]
 
 
 def test_a_device_with_no_onnxruntime_wheel_for_its_architecture_is_refused_first(artifacts_dir, tmp_path):
@@ -113,8 +159,11 @@ def test_a_device_with_no_onnxruntime_wheel_for_its_architecture_is_refused_firs
     shim.mkdir()
     (shim / "uname").write_text("#!/bin/sh\necho armv7l\n")
     (shim / "uname").chmod(0o755)
-    env = {**os.environ, "PATH": f"{shim}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "ANSIBLE_NOCOLOR": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{shim}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "ANSIBLE_NOCOLOR": "1",
+    }
     result = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "benchmark.yml",
          "-e", f"edgebench_work_dir={tmp_path}/work", *_converted(artifacts_dir)],
@@ -131,8 +180,13 @@ def test_a_runtime_python_too_old_is_refused_first(artifacts_dir, tmp_path):
     pyenv = subprocess.run(["pyenv", "prefix", "2.7.18"], capture_output=True, text=True, check=False)
     if pyenv.returncode != 0:
         pytest.skip("pyenv's CPython 2.7.18 is not on this machine")
-    result = playbook("-e", f"edgebench_work_dir={tmp_path}/work", *_converted(artifacts_dir),
-                      "-e", f"edgebench_runtime_python={pyenv.stdout.strip()}/bin/python2.7")
+    result = playbook(
+        "-e",
+        f"edgebench_work_dir={tmp_path}/work",
+        *_converted(artifacts_dir),
+        "-e",
+        f"edgebench_runtime_python={pyenv.stdout.strip()}/bin/python2.7",
+    )
     assert result.returncode != 0
     flat = " ".join(result.stdout.split())
     assert "localhost: edgebench_runtime_python" in flat
@@ -142,8 +196,13 @@ def test_a_runtime_python_too_old_is_refused_first(artifacts_dir, tmp_path):
 
 
 def test_a_runtime_python_that_does_not_run_is_named(artifacts_dir, tmp_path):
-    result = playbook("-e", f"edgebench_work_dir={tmp_path}/work", *_converted(artifacts_dir),
-                      "-e", f"edgebench_runtime_python={tmp_path}/no-such-python")
+    result = playbook(
+        "-e",
+        f"edgebench_work_dir={tmp_path}/work",
+        *_converted(artifacts_dir),
+        "-e",
+        f"edgebench_runtime_python={tmp_path}/no-such-python",
+    )
     assert result.returncode != 0
     flat = " ".join(result.stdout.split())
     assert f"edgebench_runtime_python ({tmp_path}/no-such-python) did not run there" in flat
