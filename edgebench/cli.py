@@ -198,14 +198,20 @@ def _cmd_accuracy_check(args: argparse.Namespace) -> int:
     import json
 
     from edgebench.accuracy import AccuracyError
-    from edgebench.dataset_stage import stage_dataset
+    from edgebench.dataset_stage import check_labels, stage_dataset
 
     answers = {}
     for dataset in args.datasets:
         try:
             staged = stage_dataset(Path(dataset), Path(args.stage_into))
-            answers[dataset] = {"name": staged.name, "kind": staged.kind, "images": staged.images,
-                                "copied": staged.copied, "problem": None}  # fmt: skip
+            mismatches = check_labels(staged.data, Path(args.artifacts), _split(args.models))
+            answers[dataset] = {
+                "name": staged.name,
+                "kind": staged.kind,
+                "images": staged.images,
+                "copied": staged.copied,
+                "problem": "; ".join(mismatches) or None,
+            }
         except (AccuracyError, OSError) as exc:
             answers[dataset] = {"name": None, "kind": None, "images": 0, "copied": False, "problem": str(exc)}
     print(json.dumps(answers))
@@ -546,6 +552,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     accuracy_check.add_argument(
         "--stage-into", required=True, help="directory of the staged sets (<artifacts>/datasets)"
+    )
+    accuracy_check.add_argument(
+        "--artifacts", default="artifacts", help="artifacts directory (default: artifacts)"
+    )
+    accuracy_check.add_argument(
+        "--models", help="comma-separated models whose labels the set's names must match"
     )
     accuracy_check.set_defaults(func=_cmd_accuracy_check)
 

@@ -22,11 +22,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebench.accuracy import AccuracyError, LabelledSet, load_labelled
+from edgebench.accuracy import AccuracyError, LabelledSet, label_mapping, load_labelled
 from edgebench_runtime.imaging import IMAGE_EXTENSIONS
 from edgebench_runtime.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file
 
-__all__ = ["StagedSet", "device_names", "stage_dataset"]
+__all__ = ["StagedSet", "check_labels", "device_names", "stage_dataset"]
 
 
 @dataclass
@@ -36,6 +36,7 @@ class StagedSet:
     kind: str  # "classes" | "coco"
     images: int
     copied: bool  # staged now, rather than found staged before
+    data: LabelledSet
 
 
 def device_names(data: LabelledSet, dataset: Path) -> list[str]:
@@ -66,6 +67,29 @@ def _manifest(data: LabelledSet, dataset: Path, names: list[str]) -> dict:
             "files": files, "images": images}  # fmt: skip
 
 
+#: the task each layout scores
+_TASK_OF_LAYOUT = {"classes": "classification", "coco": "detection"}
+
+
+def check_labels(data: LabelledSet, artifacts_dir: Path, models: list[str]) -> list[str]:
+    """Before a run: the set's class or category names that none of a model's labels match, per
+    model of the task the set scores (the others' accuracy reads unavailable, with the reason).
+    Models without an artifact are left to the check that names them."""
+    problems = []
+    for model in models:
+        try:
+            manifest = json.loads((Path(artifacts_dir) / model / MANIFEST_NAME).read_text())
+        except (OSError, ValueError):
+            continue
+        if manifest.get("task") != _TASK_OF_LAYOUT[data.kind]:
+            continue
+        try:
+            label_mapping(data, list(manifest.get("labels") or []))
+        except AccuracyError as exc:
+            problems.append(f"{model}: {exc}")
+    return problems
+
+
 def stage_dataset(dataset: Path, datasets_dir: Path) -> StagedSet:
     """Check ``dataset`` (it loads as a labelled set, every image is of a kind the devices read)
     and copy it flat under ``datasets_dir`` unless that copy exists; AccuracyError names what is
@@ -86,7 +110,7 @@ def stage_dataset(dataset: Path, datasets_dir: Path) -> StagedSet:
     name = f"{dataset.name}-{digest}"
     target = Path(datasets_dir) / name
     if (target / MANIFEST_NAME).is_file():
-        return StagedSet(name, target, data.kind, len(names), copied=False)
+        return StagedSet(name, target, data.kind, len(names), copied=False, data=data)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Copied into a scratch folder beside the target and moved in whole: a validate play stopped
     # half-way, or another one staging the same set, never leaves a partial copy under that name.
@@ -103,4 +127,4 @@ def stage_dataset(dataset: Path, datasets_dir: Path) -> StagedSet:
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return StagedSet(name, target, data.kind, len(names), copied=True)
+    return StagedSet(name, target, data.kind, len(names), copied=True, data=data)

@@ -261,7 +261,7 @@ def _drop_empty(table: pd.DataFrame, keep=("model",)) -> pd.DataFrame:
 
 
 def _changes(run_dirs: list[Path], history: bool, history_dir: Path | None) -> tuple[pd.DataFrame, str]:
-    """"Changes since the previous run" (a single run only) and the note that explains them."""
+    """ "Changes since the previous run" (a single run only) and the note that explains them."""
     changes = pd.DataFrame()
     if not history:
         return changes, ""

@@ -33,9 +33,10 @@ def _class_set(root: Path) -> Path:
     return root / "set"
 
 
-def _artifact(root: Path, model: str, labels: list[str], decoder: dict) -> Path:
+def _artifact(root: Path, model: str, labels: list[str], decoder: dict, task: str = "classification") -> Path:
     (root / "artifacts" / model).mkdir(parents=True, exist_ok=True)
-    manifest = {"schema_version": 1, "name": model, "labels": labels, "decoder": decoder, "files": {}}
+    manifest = {"schema_version": 1, "name": model, "task": task, "labels": labels, "decoder": decoder,
+                "files": {}}  # fmt: skip
     (root / "artifacts" / model / "manifest.json").write_text(json.dumps(manifest))
     return root / "artifacts"
 
@@ -84,6 +85,19 @@ def test_a_set_the_devices_cannot_measure_is_refused_with_what_to_do(tmp_path, c
     assert cli_main(["accuracy-check", str(tmp_path / "none"), "--stage-into", str(tmp_path / "staged")]) == 0
     answer = json.loads(capsys.readouterr().out)[str(tmp_path / "none")]
     assert answer["name"] is None and "is not a directory of labelled images" in answer["problem"]
+    # Before any device is touched: class folders that match none of a classifier's labels; a
+    # detector's labels are not the class folders' business.
+    (dataset / "cat" / "x.webp").unlink()
+    artifacts = _artifact(tmp_path, "m", ["kitten", "dog"], {"name": "imagenet_topk"})
+    _artifact(tmp_path, "det", ["person"], {"name": "yolov8"}, task="detection")
+    argv = ["accuracy-check", str(dataset), "--stage-into", str(tmp_path / "staged"),
+            "--artifacts", str(artifacts), "--models", "m,det,not_converted"]  # fmt: skip
+    assert cli_main(argv) == 0
+    answer = json.loads(capsys.readouterr().out)[str(dataset)]
+    assert answer["name"].startswith("set-") and answer["images"] == 5
+    assert answer["problem"] == (
+        "m: 1 class folders are not among the model's labels, e.g. 'cat'; name them as the model's labels"
+    )
 
 
 def test_flat_names_stay_unique():
