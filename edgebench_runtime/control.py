@@ -151,11 +151,18 @@ def _print(record: Dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _runtime_command() -> List[str]:
+    """``edgebench-runtime`` of this environment (so that ``ps`` on the device names the benchmark),
+    or the module through this interpreter where the script is missing."""
+    script = os.path.join(os.path.dirname(sys.executable), "edgebench-runtime")
+    return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "edgebench_runtime"]
+
+
 def start(work_dir: str, output_dir: str, run_arguments: List[str]) -> int:
     """Start ``edgebench-runtime run RUN_ARGUMENTS`` detached, unless one already runs (then attach
     to it); print the progress line. Returns 0, or 3 when the working directory is unusable."""
     if is_running(work_dir) is None:
-        command = ["sh", "-c", _WRAPPER, "edgebench-run", sys.executable, "-m", "edgebench_runtime", "run"]
+        command = ["sh", "-c", _WRAPPER, "edgebench-run", *_runtime_command(), "run"]
         command.extend(run_arguments)
         command.extend(["--progress", "never"])
         try:

@@ -109,7 +109,8 @@ def atomic_write_json(path: str, data: Any, reserve_fallback: bool = True, reser
     When the disk is full (ENOSPC/EDQUOT) and ``path`` already exists, the file is rewritten in
     place instead (its blocks are already allocated), so a final status still lands on a full disk.
     ``reserve_bytes`` pads the file with trailing spaces (valid JSON) to hold that space for a
-    later, larger rewrite.
+    later, larger rewrite; an in-place rewrite keeps the file at least as large as it was, so the
+    reserve outlives it (the child's final summary, then the supervisor's larger one, both land).
     """
     text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
     text += " " * max(0, reserve_bytes - len(text) - 1) + "\n"
@@ -128,6 +129,9 @@ def atomic_write_json(path: str, data: Any, reserve_fallback: bool = True, reser
     except (IOError, OSError) as exc:
         if not (reserve_fallback and exc.errno in (errno.ENOSPC, errno.EDQUOT) and os.path.exists(path)):
             raise
+        held = os.path.getsize(path)
+        if len(text) < held:
+            text = text[:-1] + " " * (held - len(text)) + "\n"
         with open(path, "r+") as handle:
             handle.write(text)
             handle.truncate()

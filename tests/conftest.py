@@ -37,6 +37,13 @@ def convert_shared(names) -> Path:
 
 
 @pytest.fixture(scope="session")
+def convert_models():
+    """`convert_shared(names)` for tests that need other catalog models (a fixture: test modules
+    cannot import `conftest` by name, which tests/fleet/conftest.py shadows in a full run)."""
+    return convert_shared
+
+
+@pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     """Artifacts of RUNTIME_MODELS plus the default image set (`images/`)."""
     return convert_shared(RUNTIME_MODELS)

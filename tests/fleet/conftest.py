@@ -13,7 +13,6 @@ where CI or EDGEBENCH_REQUIRE_SIMFLEET=1 is set: there a missing piece is a fail
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -37,15 +36,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get(REQUIRE_ENV) == "1" or os.environ.get("CI"):
         pytest.fail(f"simulated fleet required here but unavailable: {reason}", pytrace=False)
     pytest.skip(f"simulated fleet unavailable: {reason}")
-
-
-@pytest.fixture(scope="session")
-def convert_models():
-    """The root conftest's `convert_shared(names)`: catalog models into the shared test artifacts."""
-    spec = importlib.util.spec_from_file_location("_edgebench_tests_root", REPO / "tests" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.convert_shared
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import convert_shared
 
 from edgebench_runtime.backends import create_backend
 from edgebench_runtime.correctness import check
@@ -17,8 +16,8 @@ MODELS = ("mobilenet_v3_small", "yolox_nano")  # normalised input / 0-255 BGR in
 
 
 @pytest.fixture(scope="module")
-def planted_artifacts():
-    return convert_shared(MODELS)
+def planted_artifacts(convert_models):
+    return convert_models(MODELS)
 
 
 class Planted:

@@ -131,6 +131,10 @@ def test_atomic_write_json_and_full_disk_fallback(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "rename", full)
     atomic_write_json(str(path), {"status": "failed", "reason": "ENOSPC"})
     assert json.loads(path.read_text()) == {"reason": "ENOSPC", "status": "failed"}
+    # The reserve outlives an in-place rewrite: a second, larger one still has its blocks.
+    assert path.stat().st_size == 4096
+    atomic_write_json(str(path), {"status": "failed", "reason": "ENOSPC", "more": "x" * 3000})
+    assert json.loads(path.read_text())["more"] == "x" * 3000 and path.stat().st_size == 4096
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary left behind
     with pytest.raises(OSError):
         atomic_write_json(str(tmp_path / "new.json"), {})
