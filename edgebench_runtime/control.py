@@ -18,8 +18,10 @@ and ``edgebench run`` shows (it looks for the prefix, not for a task name)::
      "disk_full": ["model/cpu-warm", "run.log"]}
 
 ``rc`` is null while running, and when the benchmark was killed (no exit status); ``started`` says
-whether ``start`` started one (false: it attached to the one already running); ``disk_full`` names
-the runs (and the log) that reported a full disk.
+whether ``start`` started one (false: it attached to the one already running, or refused to start);
+``need_bytes`` is what ``start --need-bytes`` asked for: when the free space is below it, nothing is
+started (``started`` false, ``state`` stopped), so that the play can say so before anything runs;
+``disk_full`` names the runs (and the log) that reported a full disk.
 
 Python 3.6 compatible; imports nothing that is slow to import (it runs on every poll).
 """
@@ -131,7 +133,9 @@ def _status_file(output_dir: str) -> Optional[Dict[str, Any]]:
         return None
 
 
-def progress(work_dir: str, output_dir: str, started: bool = False) -> Dict[str, Any]:
+def progress(
+    work_dir: str, output_dir: str, started: bool = False, need_bytes: Optional[int] = None
+) -> Dict[str, Any]:
     """The progress record of the benchmark of ``work_dir`` writing to ``output_dir``."""
     pid = is_running(work_dir)
     record = {
@@ -139,6 +143,7 @@ def progress(work_dir: str, output_dir: str, started: bool = False) -> Dict[str,
         "pid": pid,
         "rc": None if pid else _exit_code(work_dir),
         "started": started,
+        "need_bytes": need_bytes,
         "status": _status_file(output_dir),
         "free_bytes": _free_bytes(output_dir),
         "disk_full": [] if pid else _disk_full(work_dir, output_dir),
@@ -158,9 +163,16 @@ def _runtime_command() -> List[str]:
     return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "edgebench_runtime"]
 
 
-def start(work_dir: str, output_dir: str, run_arguments: List[str]) -> int:
+def start(
+    work_dir: str, output_dir: str, run_arguments: List[str], need_bytes: Optional[int] = None
+) -> int:
     """Start ``edgebench-runtime run RUN_ARGUMENTS`` detached, unless one already runs (then attach
-    to it); print the progress line. Returns 0, or 3 when the working directory is unusable."""
+    to it) or the output directory has less than ``need_bytes`` free (then start nothing); print the
+    progress line. Returns 0, or 3 when the working directory is unusable."""
+    free = _free_bytes(output_dir)
+    if is_running(work_dir) is None and need_bytes and free is not None and free < need_bytes:
+        _print(progress(work_dir, output_dir, need_bytes=need_bytes))
+        return 0
     if is_running(work_dir) is None:
         command = ["sh", "-c", _WRAPPER, "edgebench-run", *_runtime_command(), "run"]
         command.extend(run_arguments)
@@ -182,9 +194,9 @@ def start(work_dir: str, output_dir: str, run_arguments: List[str]) -> int:
         except (IOError, OSError) as exc:
             sys.stderr.write("edgebench-runtime start: cannot start in %s: %s\n" % (work_dir, exc))
             return 3
-        _print(progress(work_dir, output_dir, started=True))
+        _print(progress(work_dir, output_dir, started=True, need_bytes=need_bytes))
         return 0
-    _print(progress(work_dir, output_dir))
+    _print(progress(work_dir, output_dir, need_bytes=need_bytes))
     return 0
 
 

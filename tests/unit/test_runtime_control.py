@@ -95,3 +95,15 @@ def test_a_bad_plan_is_refused_with_usage_exit(tmp_path, capsys):
     path.write_text("{}")
     assert cli.main(["status", "--plan", str(path)]) == 2
     assert "run_id is missing" in capsys.readouterr().err
+
+
+def test_start_refuses_to_start_without_the_space_asked_for(tmp_path, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    plan = _write(tmp_path, _plan(tmp_path / "missing"))
+    huge = str(1 << 62)
+    assert cli.main(["start", "--plan", str(plan), "--work-dir", str(work), "--need-bytes", huge]) == 0
+    record = _records(capsys.readouterr().out)
+    assert record["started"] is False and record["state"] == "stopped"
+    assert record["need_bytes"] == 1 << 62 and record["free_bytes"] < record["need_bytes"]
+    assert not (work / "run.pid").exists() and not (work / "run.log").exists()
