@@ -227,6 +227,10 @@ def _cmd_collect_check(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(message)
+    if args.device_label:  # what the inventory says the device is, whatever the merge kept
+        from edgebench.results import write_device_label
+
+        write_device_label(Path(args.run_dir) / args.host, args.device_label)
     if args.accuracy_dataset:
         from edgebench.run_accuracy import score_host
 
@@ -567,6 +571,11 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("archive", help="the fetched <host>.tar.gz, or a directory fetched file by file")
     collect.add_argument("--run-dir", required=True, help="controller results/<run_id> directory")
     collect.add_argument("--host", required=True, help="inventory name of the device")
+    collect.add_argument(
+        "--device-label",
+        default="",
+        help="the inventory's edgebench_device_label, written to <host>/device.json",
+    )
     collect.add_argument(
         "--accuracy-dataset",
         help="the labelled set the run measured: score each run's predictions.jsonl into its summary.json",

@@ -354,6 +354,14 @@ def read_device_label(host_dir: Path) -> str | None:
     return label or None
 
 
+def write_device_label(host_dir: Path, label: str) -> None:
+    """Record the inventory's ``edgebench_device_label`` beside a host's collected results."""
+    path = Path(host_dir) / DEVICE_LABEL_FILE
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"device_label": label}, indent=2) + "\n")
+    temporary.replace(path)
+
+
 def device_type(env: dict | None, label: str | None = None) -> str:
     """What kind of device a host is, to group units of one type: what the user says it is (the
     inventory's ``edgebench_device_label``, ``label``), else ``device_type`` when the probe (or

@@ -101,3 +101,24 @@ def test_an_unreadable_archive_is_an_error_and_changes_nothing(tmp_path):
     with pytest.raises(CollectError, match="unreadable"):
         keep_fetched(broken, tmp_path / "run", "pi")
     assert rows(tmp_path / "run" / "pi" / "m" / "cpu-warm") == 3
+
+
+def test_collect_check_records_the_inventory_label_beside_the_merged_results(tmp_path, capsys):
+    from edgebench.cli import main
+    from edgebench.results import read_device_label
+
+    make_tree(tmp_path / "device", "pi", {"m/cpu-warm": 5})
+    archive = pack(tmp_path / "device", "pi", tmp_path / "pi.tar.gz")
+    argv = ["collect-check", str(archive), "--run-dir", str(tmp_path / "run"), "--host", "pi"]
+    assert main([*argv, "--device-label", "Raspberry Pi 4 4GB"]) == 0
+    assert read_device_label(tmp_path / "run" / "pi") == "Raspberry Pi 4 4GB"
+    # Results that do not check out (rows != measured) are still merged run by run, and the label
+    # is what the inventory says now.
+    bad = tmp_path / "bad"
+    (bad / "pi").mkdir(parents=True)
+    (bad / "pi" / "env.json").write_text("{}")
+    make_run(bad / "pi", "m/cpu-warm", 5, measured=9)
+    assert main(["collect-check", str(bad), "--run-dir", str(tmp_path / "run"), "--host", "pi",
+                 "--device-label", "Raspberry Pi 4 8GB"]) == 1  # fmt: skip
+    assert read_device_label(tmp_path / "run" / "pi") == "Raspberry Pi 4 8GB"
+    capsys.readouterr()
