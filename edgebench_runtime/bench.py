@@ -97,7 +97,7 @@ def measure(
     unreadable: Optional[Set[str]] = None,
     breakdown: Optional[BreakdownWriter] = None,
     recorder: Optional[PredictionRecorder] = None,
-) -> Tuple[Optional[float], Optional[float]]:
+) -> int:
     """Measure images ``start_index .. count-1``; the image of position ``seq`` is
     ``images[seq % len(images)]``. Unreadable images are skipped (not counted as measured) and
     their names added to ``unreadable``. ``breakdown`` (a BreakdownWriter) receives the backend's
@@ -115,7 +115,6 @@ def measure(
     now = time.time
     to_ms = _TO_MS
     bad = set()
-    failures = 0
     index = start_index
     while index < count:
         slot = seq % n
@@ -132,7 +131,6 @@ def measure(
             if len(bad) >= n:
                 raise NoReadableImages("none of the %d images could be decoded" % n) from None
             seq += 1
-            failures += 1
             continue
         t1 = clock()
         feeds, geometry = pre(image)

@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple  # noqa: F401 - Set, Optional in type comments
 
+from .results import AppendFile
+
 __all__ = [
     "PREDICTIONS_FILE",
     "PredictionRecorder",
@@ -124,7 +126,7 @@ def read_predictions(path: str) -> List[Dict[str, Any]]:
     return _complete_lines(data)[0]
 
 
-class PredictionRecorder(object):
+class PredictionRecorder(AppendFile):
     """Appends the first result of each image to ``predictions.jsonl``: one ``write`` per line,
     ``fsync`` on close. Opening it on an existing file (a resumed run) cuts a torn tail and
     remembers the images already written, so none is written twice."""
@@ -152,16 +154,5 @@ class PredictionRecorder(object):
             {"image": image, "from": source, "result": result_as_data(self.manifest, result)},
             sort_keys=True,
         )
-        data = (line + "\n").encode("utf-8")
-        view = memoryview(data)
-        while len(view):
-            view = view[os.write(self.fd, view) :]
+        self._write((line + "\n").encode("utf-8"))
         self.seen.add(image)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            try:
-                os.fsync(self.fd)
-            finally:
-                os.close(self.fd)
-                self.fd = None

@@ -53,6 +53,7 @@ __all__ = [
     "STATUSES",
     "TIMINGS_COLUMNS",
     "VALIDITY_RULES",
+    "AppendFile",
     "BreakdownWriter",
     "TimingsWriter",
     "atomic_write_json",
@@ -161,9 +162,31 @@ def read_json(path: str) -> Any:
         return None
 
 
-class TimingsWriter(object):
+class AppendFile(object):
+    """A file written only at its end: whole writes (a short write is finished, so no line is left
+    half-written by the writer), ``fsync`` on close. ``fd`` is None once closed."""
+
+    fd = None  # type: Optional[int]
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while len(view):
+            view = view[os.write(self.fd, view) :]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            try:
+                os.fsync(self.fd)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+
+class TimingsWriter(AppendFile):
     """Appends one row per image to timings.csv: one ``write`` syscall per row (no user-space
     buffer to lose), ``fsync`` at least once a second and on close."""
+
+    header = TIMINGS_HEADER
 
     def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
@@ -172,15 +195,7 @@ class TimingsWriter(object):
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._last_sync = time.time()
         if new:
-            self._write(TIMINGS_HEADER.encode("ascii"))
-
-    def _write(self, data):
-        written = os.write(self.fd, data)
-        if written != len(data):  # a short write: the rest, or the error that stopped it
-            view = memoryview(data)[written:]
-            while len(view):
-                written = os.write(self.fd, view)
-                view = view[written:]
+            self._write(self.header.encode("ascii"))
 
     def row(
         self,
@@ -195,7 +210,7 @@ class TimingsWriter(object):
         when: float,
         result: str,
     ) -> None:
-        self._write(
+        self._append(
             (
                 "%d,%d,%d,%s,%.4f,%.4f,%.4f,%.4f,%d,%.3f,%s\n"
                 % (
@@ -211,38 +226,25 @@ class TimingsWriter(object):
                     when,
                     result,
                 )
-            ).encode("utf-8")
+            ).encode("utf-8"),
+            when,
         )
+
+    def _append(self, data: bytes, when: float) -> None:
+        """One row, synced when a second has passed since the last sync."""
+        self._write(data)
         if when - self._last_sync >= self.fsync_interval:
             os.fsync(self.fd)
             self._last_sync = when
-
-    def close(self) -> None:
-        if self.fd is not None:
-            try:
-                os.fsync(self.fd)
-            finally:
-                os.close(self.fd)
-                self.fd = None
-
 
 class BreakdownWriter(TimingsWriter):
     """Appends one row per image to gpu_timings.csv (same durability as timings.csv)."""
 
-    def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
-        self.path = path
-        self.fsync_interval = fsync_interval
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._last_sync = time.time()
-        if new:
-            self._write(BREAKDOWN_HEADER.encode("ascii"))
+    header = BREAKDOWN_HEADER
 
     def stages(self, index: int, stages: Sequence[Optional[float]], when: float) -> None:
-        self._write(("%d,%d,%.4f,%.4f,%.4f\n" % ((SCHEMA_VERSION, index, *tuple(stages)))).encode("ascii"))
-        if when - self._last_sync >= self.fsync_interval:
-            os.fsync(self.fd)
-            self._last_sync = when
+        line = "%d,%d,%.4f,%.4f,%.4f\n" % ((SCHEMA_VERSION, index, *tuple(stages)))
+        self._append(line.encode("ascii"), when)
 
 
 def read_breakdown(path: str) -> Optional[Dict[str, np.ndarray]]:
